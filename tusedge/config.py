@@ -1,0 +1,195 @@
+"""Settings: one frozen object, built once (defaults < ``TUSEDGE_*`` environment < command-line flags)
+and passed down explicitly. Unknown keys are errors, never silently dropped."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TUSEDGE_"
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use."""
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = field(default="127.0.0.1", metadata=_help("address to listen on"))
+    port: int = field(default=1080, metadata=_help("TCP (and QUIC) port; 0 picks a free one"))
+    base_path: str = field(default="/files/", metadata=_help("URL path of the upload endpoint"))
+    data_dir: Path = field(
+        default=Path("tusedge-data"), metadata=_help("folder for upload files, locks and the SQLite database")
+    )
+    database_url: str = field(
+        default="",
+        metadata=_help("SQLAlchemy async URL of the state database; empty: SQLite in the data folder"),
+    )
+    max_size_bytes: int = field(default=0, metadata=_help("largest accepted Upload-Length; 0: no limit"))
+    expiry_s: float = field(
+        default=24 * 3600.0,
+        metadata=_help("unfinished uploads expire this long after their last write; 0: never"),
+    )
+    reaper_interval_s: float = field(default=60.0, metadata=_help("how often expired uploads are removed"))
+    cors_origins: tuple[str, ...] = field(
+        default=("*",), metadata=_help("origins allowed to upload from a browser (comma list, * for any)")
+    )
+    workers: int = field(default=1, metadata=_help("server processes sharing the same data"))
+    lock_timeout_s: float = field(
+        default=3.0, metadata=_help("how long a request waits for another request's lock on an upload")
+    )
+    stale_lock_s: float = field(
+        default=2.0,
+        metadata=_help("a lock holder that received no bytes for this long gives way to a new request"),
+    )
+    commit_interval_bytes: int = field(
+        default=64 * MIB, metadata=_help("during a long PATCH, make received bytes durable this often")
+    )
+    write_buffer_bytes: int = field(default=4 * MIB, metadata=_help("bytes gathered before each disk write"))
+    preallocate: bool = field(default=True, metadata=_help("reserve disk space when the length is known"))
+    fsync: bool = field(
+        default=True, metadata=_help("fsync before an offset is committed (turning it off breaks durability)")
+    )
+    keep_partials: bool = field(default=False, metadata=_help("keep partial uploads after concatenation"))
+    certfile: str = field(default="", metadata=_help("TLS certificate (PEM); enables HTTPS and HTTP/2"))
+    keyfile: str = field(default="", metadata=_help("TLS private key (PEM)"))
+    http3: bool = field(default=False, metadata=_help("also serve HTTP/3 over QUIC (needs TLS)"))
+    trust_proxy: bool = field(
+        default=False, metadata=_help("trust X-Forwarded-Proto/-Host from a reverse proxy in front")
+    )
+    log_level: str = field(default="info", metadata=_help("debug, info, warning or error"))
+
+    def __post_init__(self) -> None:
+        if not self.base_path.startswith("/") or not self.base_path.endswith("/"):
+            raise SettingsError("base_path must start and end with '/'")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError("port must be between 0 and 65535")
+        for name in ("max_size_bytes", "commit_interval_bytes"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must not be negative")
+        if self.write_buffer_bytes < 64 * KIB:
+            raise SettingsError("write_buffer_bytes must be at least 64 KiB")
+        if self.workers < 1:
+            raise SettingsError("workers must be at least 1")
+        if bool(self.certfile) != bool(self.keyfile):
+            raise SettingsError("certfile and keyfile go together")
+        if self.http3 and not self.certfile:
+            raise SettingsError("http3 needs certfile and keyfile (QUIC always uses TLS)")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise SettingsError("log_level must be debug, info, warning or error")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tusedge.db').resolve()}"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.data_dir / "locks"
+
+    # --- building ------------------------------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Build from typed or string values; unknown keys raise :class:`SettingsError`."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        converted = {name: _convert(known[name], value) for name, value in values.items()}
+        return cls(**converted)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``TUSEDGE_<NAME>`` variables, then ``overrides`` (e.g. command-line flags)."""
+        environ = os.environ if environ is None else environ
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in environ.items():
+            if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "SETTINGS_JSON":
+                name = key[len(ENV_PREFIX) :].lower()
+                if name not in known:
+                    raise SettingsError(f"unknown environment setting {key}")
+                values[name] = value
+        values.update(overrides)
+        return cls.from_mapping(values)
+
+    def to_json(self) -> str:
+        data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        return cls.from_mapping(json.loads(text))
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _convert(f: dataclasses.Field[Any], value: Any) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind == "int":
+            return _parse_size(value) if f.name.endswith("_bytes") else int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "Path":
+            return Path(value)
+        if kind == "tuple[str, ...]":
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(item.strip() for item in items if item.strip())
+        return str(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"invalid value for {f.name}: {value!r}") from None
+
+
+_UNITS = {"": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB, "g": GIB, "gb": GIB, "gib": GIB}
+
+
+def _parse_size(value: Any) -> int:
+    """``1048576``, ``64MiB``, ``4g``: sizes in bytes with optional binary units."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ")
+    unit = text[len(number) :].strip()
+    if unit not in _UNITS:
+        raise ValueError(value)
+    return int(float(number) * _UNITS[unit])
+
+
+def parse_size(value: str) -> int:
+    return _parse_size(value)

@@ -1,0 +1,141 @@
+"""Typed errors of tusedge.
+
+Every failure a client can cause is a subclass of :class:`TusError` that names the condition and carries
+its HTTP status and a stable machine-readable code as class attributes. Nothing else turns errors into
+responses: ``tusedge.server.responses`` maps them, in one place.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class TusError(Exception):
+    """Base of all errors a tus request can end in. The message is one line, shown to the client."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "ERR_BAD_REQUEST"
+    default_message: ClassVar[str] = "bad request"
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+        self.message = (message or self.default_message).replace("\n", " ")
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+# 400 -------------------------------------------------------------------------------------------------
+class InvalidHeader(TusError):
+    code = "ERR_INVALID_HEADER"
+    default_message = "invalid header"
+
+
+class InvalidMetadata(InvalidHeader):
+    code = "ERR_INVALID_METADATA"
+    default_message = "invalid Upload-Metadata"
+
+
+class LengthRequired(TusError):
+    code = "ERR_LENGTH_REQUIRED"
+    default_message = "Upload-Length or Upload-Defer-Length: 1 is required"
+
+
+class LengthAlreadySet(TusError):
+    code = "ERR_LENGTH_ALREADY_SET"
+    default_message = "Upload-Length is already set and cannot change"
+
+
+class ChecksumAlgorithmUnsupported(TusError):
+    code = "ERR_UNSUPPORTED_CHECKSUM_ALGORITHM"
+    default_message = "unsupported checksum algorithm"
+
+
+class InvalidConcat(TusError):
+    code = "ERR_INVALID_CONCAT"
+    default_message = "invalid Upload-Concat"
+
+
+class UploadInterrupted(TusError):
+    """The request was stopped because another request took over the upload's lock."""
+
+    status = 423
+    code = "ERR_UPLOAD_INTERRUPTED"
+    default_message = "upload was interrupted by another request for the same upload"
+
+
+# 403, 404, 405, 409, 410, 412, 413, 415, 423, 460, 507 ----------------------------------------------
+class ModifyFinalUpload(TusError):
+    status = 403
+    code = "ERR_MODIFY_FINAL"
+    default_message = "a final upload cannot be modified"
+
+
+class UploadNotFound(TusError):
+    status = 404
+    code = "ERR_UPLOAD_NOT_FOUND"
+    default_message = "upload not found"
+
+
+class UploadGone(TusError):
+    status = 410
+    code = "ERR_UPLOAD_GONE"
+    default_message = "upload is gone (expired or terminated)"
+
+
+class OffsetMismatch(TusError):
+    status = 409
+    code = "ERR_MISMATCHED_OFFSET"
+    default_message = "Upload-Offset does not match the upload's current offset"
+
+
+class UploadNotReady(TusError):
+    status = 409
+    code = "ERR_UPLOAD_NOT_READY"
+    default_message = "upload is not finished"
+
+
+class UnsupportedVersion(TusError):
+    status = 412
+    code = "ERR_UNSUPPORTED_VERSION"
+    default_message = "unsupported version: this server speaks tus 1.0.0"
+
+
+class MaxSizeExceeded(TusError):
+    status = 413
+    code = "ERR_MAX_SIZE_EXCEEDED"
+    default_message = "upload length exceeds the server's maximum size"
+
+
+class ExceedsUploadLength(TusError):
+    status = 413
+    code = "ERR_EXCEEDS_UPLOAD_LENGTH"
+    default_message = "request body would exceed the declared Upload-Length"
+
+
+class UnsupportedContentType(TusError):
+    status = 415
+    code = "ERR_INVALID_CONTENT_TYPE"
+    default_message = "Content-Type must be application/offset+octet-stream"
+
+
+class UploadLocked(TusError):
+    status = 423
+    code = "ERR_UPLOAD_LOCKED"
+    default_message = "another request is writing to this upload; retry later"
+
+
+class ChecksumMismatch(TusError):
+    status = 460
+    code = "ERR_CHECKSUM_MISMATCH"
+    default_message = "checksum mismatch"
+
+
+class UploadFailed(TusError):
+    status = 422
+    code = "ERR_UPLOAD_FAILED"
+    default_message = "upload failed verification"
+
+
+class InsufficientStorage(TusError):
+    status = 507
+    code = "ERR_INSUFFICIENT_STORAGE"
+    default_message = "not enough storage on the server"

@@ -1,0 +1,79 @@
+"""Wire constants of tus 1.0.0 (https://tus.io/protocols/resumable-upload)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+TUS_VERSION = "1.0.0"
+SUPPORTED_VERSIONS = (TUS_VERSION,)
+OFFSET_OCTET_STREAM = "application/offset+octet-stream"
+
+# Largest length/offset we accept: SQLite and PostgreSQL store them as signed 64-bit integers.
+MAX_INT64 = 2**63 - 1
+
+
+class Header(StrEnum):
+    TUS_RESUMABLE = "Tus-Resumable"
+    TUS_VERSION = "Tus-Version"
+    TUS_EXTENSION = "Tus-Extension"
+    TUS_MAX_SIZE = "Tus-Max-Size"
+    TUS_CHECKSUM_ALGORITHM = "Tus-Checksum-Algorithm"
+    UPLOAD_OFFSET = "Upload-Offset"
+    UPLOAD_LENGTH = "Upload-Length"
+    UPLOAD_DEFER_LENGTH = "Upload-Defer-Length"
+    UPLOAD_METADATA = "Upload-Metadata"
+    UPLOAD_EXPIRES = "Upload-Expires"
+    UPLOAD_CHECKSUM = "Upload-Checksum"
+    UPLOAD_CONCAT = "Upload-Concat"
+    METHOD_OVERRIDE = "X-HTTP-Method-Override"
+    LOCATION = "Location"
+    CACHE_CONTROL = "Cache-Control"
+
+
+class Extension(StrEnum):
+    CREATION = "creation"
+    CREATION_WITH_UPLOAD = "creation-with-upload"
+    CREATION_DEFER_LENGTH = "creation-defer-length"
+    EXPIRATION = "expiration"
+    CHECKSUM = "checksum"
+    CHECKSUM_TRAILER = "checksum-trailer"
+    TERMINATION = "termination"
+    CONCATENATION = "concatenation"
+    CONCATENATION_UNFINISHED = "concatenation-unfinished"
+
+
+# Every header a browser on another origin must be able to read from our responses.
+EXPOSED_HEADERS = (
+    Header.TUS_RESUMABLE,
+    Header.TUS_VERSION,
+    Header.TUS_EXTENSION,
+    Header.TUS_MAX_SIZE,
+    Header.TUS_CHECKSUM_ALGORITHM,
+    Header.UPLOAD_OFFSET,
+    Header.UPLOAD_LENGTH,
+    Header.UPLOAD_DEFER_LENGTH,
+    Header.UPLOAD_METADATA,
+    Header.UPLOAD_EXPIRES,
+    Header.UPLOAD_CONCAT,
+    Header.LOCATION,
+    "Upload-Checksum-Status",
+    "Content-Disposition",
+    "Content-Range",
+    "Accept-Ranges",
+)
+
+# Every request header a tus client may send.
+REQUEST_HEADERS = (
+    Header.TUS_RESUMABLE,
+    Header.UPLOAD_OFFSET,
+    Header.UPLOAD_LENGTH,
+    Header.UPLOAD_DEFER_LENGTH,
+    Header.UPLOAD_METADATA,
+    Header.UPLOAD_CHECKSUM,
+    Header.UPLOAD_CONCAT,
+    Header.METHOD_OVERRIDE,
+    "Content-Type",
+    "Authorization",
+    "X-Requested-With",
+    "Upload-Digest",
+)

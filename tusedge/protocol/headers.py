@@ -1,0 +1,134 @@
+"""Parsing and formatting of tus header values. Each parser takes the raw value (or None) and raises
+:class:`~tusedge.errors.InvalidHeader` on anything the grammar does not allow."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from tusedge.errors import InvalidConcat, InvalidHeader, LengthRequired
+from tusedge.protocol.constants import MAX_INT64
+
+# "Upload-Offset ... MUST be a non-negative integer" / "Upload-Length ... MUST be a non-negative integer".
+# We accept plain ASCII digits only: no sign, no spaces, no "1e3", no unicode digits that int() would take.
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def parse_non_negative_int(name: str, value: str) -> int:
+    value = value.strip()
+    if not _DIGITS.fullmatch(value):
+        raise InvalidHeader(f"{name} must be a non-negative integer, got {value[:40]!r}")
+    number = int(value)
+    if number > MAX_INT64:
+        raise InvalidHeader(f"{name} is too large")
+    return number
+
+
+def parse_offset(value: str | None) -> int:
+    if value is None:
+        raise InvalidHeader("Upload-Offset header is required")
+    return parse_non_negative_int("Upload-Offset", value)
+
+
+def parse_length(value: str | None) -> int | None:
+    return None if value is None else parse_non_negative_int("Upload-Length", value)
+
+
+def parse_defer_length(value: str | None) -> bool:
+    """creation-defer-length: "The value MUST be 1. If the length of the upload is not deferred, this
+    header MUST be omitted." """
+    if value is None:
+        return False
+    if value.strip() != "1":
+        raise InvalidHeader("Upload-Defer-Length must be 1")
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredLength:
+    """The length a creation request declares: a number, or deferred (None)."""
+
+    length: int | None
+
+    @property
+    def deferred(self) -> bool:
+        return self.length is None
+
+
+def parse_creation_length(length: str | None, defer: str | None, *, is_final: bool) -> DeclaredLength:
+    """creation: "The Client MUST send Upload-Length or Upload-Defer-Length: 1"; a final upload of the
+    concatenation extension sends neither (its length is the sum of its parts)."""
+    deferred = parse_defer_length(defer)
+    parsed = parse_length(length)
+    if is_final:
+        if parsed is not None or deferred:
+            raise InvalidConcat("a final upload must not carry Upload-Length or Upload-Defer-Length")
+        return DeclaredLength(None)
+    if parsed is not None and deferred:
+        raise InvalidHeader("send Upload-Length or Upload-Defer-Length, not both")
+    if parsed is None and not deferred:
+        raise LengthRequired()
+    return DeclaredLength(parsed)
+
+
+def format_expires(moment: datetime) -> str:
+    """expiration: "The value of the Upload-Expires header MUST be in RFC 9110 datetime format"
+    (IMF-fixdate, e.g. ``Wed, 25 Jun 2014 16:00:00 GMT``)."""
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+# --- checksum ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ChecksumHeader:
+    algorithm: str
+    digest: bytes
+
+
+def parse_checksum(value: str | None) -> ChecksumHeader | None:
+    """checksum: "Upload-Checksum ... MUST consist of the name of the used checksum algorithm and the
+    Base64 encoded checksum separated by a space." """
+    if value is None:
+        return None
+    parts = value.strip().split(" ")
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise InvalidHeader("Upload-Checksum must be '<algorithm> <base64 digest>'")
+    try:
+        digest = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidHeader("Upload-Checksum digest is not valid base64") from None
+    return ChecksumHeader(parts[0].lower(), digest)
+
+
+# --- concatenation ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ConcatHeader:
+    """``Upload-Concat: partial`` or ``Upload-Concat: final;<url> <url> ...``."""
+
+    partial: bool
+    parts: tuple[str, ...] = ()
+
+    @property
+    def final(self) -> bool:
+        return not self.partial
+
+
+def parse_concat(value: str | None) -> ConcatHeader | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value == "partial":
+        return ConcatHeader(partial=True)
+    if value.startswith("final;"):
+        urls = tuple(url for url in value[len("final;") :].split(" ") if url)
+        if not urls:
+            raise InvalidConcat("Upload-Concat: final must name at least one partial upload")
+        return ConcatHeader(partial=False, parts=urls)
+    raise InvalidConcat("Upload-Concat must be 'partial' or 'final;<url> <url> ...'")
+
+
+def format_concat(concat: ConcatHeader) -> str:
+    return "partial" if concat.partial else "final;" + " ".join(concat.parts)

@@ -1,0 +1,1 @@
+"""The HTTP side: Starlette app, routes, the tus service and the Hypercorn launcher."""

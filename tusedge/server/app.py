@@ -1,0 +1,95 @@
+"""``create_app(settings)``: the Starlette application. The lifespan builds engine, store, locker and
+service and starts the reaper; nothing lives in module globals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from tusedge.config import Settings
+from tusedge.errors import TusError
+from tusedge.locking.filelock import FileLocker
+from tusedge.protocol.constants import EXPOSED_HEADERS
+from tusedge.server.middleware import MethodOverride, TusResumableHeader
+from tusedge.server.reaper import run_reaper
+from tusedge.server.responses import handle_tus_error, handle_unexpected
+from tusedge.server.routes import TusEndpoints
+from tusedge.server.service import TusService
+from tusedge.state.database import create_engine, create_schema
+from tusedge.state.repository import UploadRepository
+from tusedge.storage.filestore import FileStore
+
+log = logging.getLogger("tusedge")
+
+
+def create_app(settings: Settings) -> Starlette:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.effective_database_url)
+    store = FileStore(settings.uploads_dir, preallocate=settings.preallocate, fsync=settings.fsync)
+    locker = FileLocker(settings.locks_dir)
+    service = TusService(settings, store, UploadRepository(engine), locker)
+    endpoints = TusEndpoints(service, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store.setup()
+        locker.setup()
+        await create_schema(engine)
+        reaper = None
+        if settings.expiry_s > 0:
+            reaper = asyncio.get_running_loop().create_task(run_reaper(service, settings.reaper_interval_s))
+        try:
+            yield
+        finally:
+            if reaper is not None:
+                reaper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reaper
+            await engine.dispose()
+
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=list(EXPOSED_HEADERS),
+            max_age=86400,
+        ),
+        Middleware(MethodOverride),
+        Middleware(TusResumableHeader),
+    ]
+    app = Starlette(
+        routes=endpoints.routes(),
+        middleware=middleware,
+        exception_handlers={TusError: handle_tus_error, Exception: handle_unexpected},
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Entry point for Hypercorn workers: the parent process passes the settings in the environment."""
+    text = os.environ.get("TUSEDGE_SETTINGS_JSON")
+    settings = Settings.from_json(text) if text else Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def configure_logging(level: str) -> None:
+    """Our own messages go to stderr in Hypercorn's format; Hypercorn keeps its own handler."""
+    logger = logging.getLogger("tusedge")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False

@@ -1,0 +1,151 @@
+"""Streams a request body into an upload file in bounded memory.
+
+Chunks from the ASGI server (often 64 KiB) are gathered into batches of ``buffer_bytes`` and written with
+one ``pwritev`` in a worker thread while the next batch is received, so at most two batches are held.
+Every ``checkpoint_bytes`` the file is synced and the caller may commit the offset. A dropped connection
+is not an error here: what arrived is written and synced and the caller decides what to commit (tusd's
+``body_reader.go`` does the same). A lock holder that is asked to give way stops reading once its client
+has been quiet for ``stale_after_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+import anyio
+from starlette.requests import ClientDisconnect
+
+from tusedge.errors import ExceedsUploadLength, TusError
+from tusedge.locking.base import Lock
+from tusedge.storage.filestore import FileWriter, Hasher
+
+WATCH_INTERVAL_S = 0.2
+
+
+class Ending(Enum):
+    COMPLETE = "complete"  # the body ended normally
+    DISCONNECTED = "disconnected"  # the client went away mid-body
+    INTERRUPTED = "interrupted"  # another request took the lock over
+    FAILED = "failed"  # a write failed (e.g. disk full); ``error`` says why
+
+
+@dataclass(slots=True)
+class BodyResult:
+    end: int  # offset after the last byte written and synced
+    ending: Ending
+    error: TusError | None = None
+
+
+@dataclass(slots=True)
+class BodyPump:
+    writer: FileWriter
+    start: int
+    room: int | None  # bytes the upload may still take; None: unbounded
+    buffer_bytes: int
+    hasher: Hasher | None = None
+    checkpoint: Callable[[int], Awaitable[None]] | None = None  # commit an offset whose bytes are synced
+    checkpoint_bytes: int = 0
+    lock: Lock | None = None
+    stale_after_s: float = 2.0
+
+    _batch: list[bytes] = field(default_factory=list)
+    _batch_size: int = 0
+    _received: int = 0
+    _written: int = 0  # bytes handed to the disk and finished
+    _synced: int = 0
+    _in_flight: asyncio.Task[int] | None = None
+    _last_activity: float = 0.0
+    _interrupted: bool = False
+
+    async def run(self, chunks: AsyncIterator[bytes]) -> BodyResult:
+        self._last_activity = time.monotonic()
+        ending = Ending.COMPLETE
+        error: TusError | None = None
+        try:
+            # Errors are caught inside the group and raised after it: anyio would wrap them in groups.
+            async with anyio.create_task_group() as group:
+                if self.lock is not None:
+                    group.start_soon(self._watch_lock, group.cancel_scope)
+                try:
+                    await self._receive(chunks)
+                except ClientDisconnect:
+                    ending = Ending.DISCONNECTED
+                except TusError as exc:
+                    error = exc
+                group.cancel_scope.cancel()
+            if error is not None:
+                raise error
+            if self._interrupted:
+                ending = Ending.INTERRUPTED
+            await self._flush()
+            await self._sync()
+        except ExceedsUploadLength:
+            await self._drain(ignore_errors=True)
+            raise
+        except TusError as exc:  # a write or sync failed: keep what is safely on disk
+            await self._drain(ignore_errors=True)
+            ending, error = Ending.FAILED, exc
+            try:
+                await self.writer.sync()
+                self._synced = self._written
+            except TusError:
+                pass
+        return BodyResult(self.start + self._synced, ending, error)
+
+    async def _receive(self, chunks: AsyncIterator[bytes]) -> None:
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            self._last_activity = time.monotonic()
+            if self.room is not None and self._received + len(chunk) > self.room:
+                # core.patch-beyond-length: never store bytes past Upload-Length.
+                raise ExceedsUploadLength(f"the body exceeds the {self.room} bytes the upload has left")
+            self._received += len(chunk)
+            self._batch.append(chunk)
+            self._batch_size += len(chunk)
+            if self._batch_size >= self.buffer_bytes:
+                await self._flush()
+            if self.checkpoint is not None and self._written - self._synced >= self.checkpoint_bytes > 0:
+                await self._sync()
+                await self.checkpoint(self.start + self._synced)
+
+    async def _flush(self) -> None:
+        """Start writing the gathered batch once the previous write is done (at most one in flight)."""
+        if not self._batch:
+            return
+        await self._drain()
+        batch, offset = self._batch, self.start + self._written
+        self._batch, self._batch_size = [], 0
+        self._in_flight = asyncio.ensure_future(self.writer.write(batch, offset, self.hasher))
+
+    async def _drain(self, ignore_errors: bool = False) -> None:
+        task = self._in_flight
+        if task is None:
+            return
+        # asyncio.wait never cancels the write, even when we are being cancelled ourselves; the task is
+        # only forgotten once it is done, so a cancelled wait loses no count of written bytes.
+        await asyncio.wait({task})
+        self._in_flight = None
+        if ignore_errors and task.exception() is not None:
+            return
+        self._written += task.result()
+
+    async def _sync(self) -> None:
+        await self._drain()
+        if self._synced != self._written:
+            await self.writer.sync()
+            self._synced = self._written
+
+    async def _watch_lock(self, scope: anyio.CancelScope) -> None:
+        assert self.lock is not None
+        while True:
+            await anyio.sleep(WATCH_INTERVAL_S)
+            quiet_for = time.monotonic() - self._last_activity
+            if quiet_for >= self.stale_after_s and await self.lock.release_requested():
+                self._interrupted = True
+                scope.cancel()
+                return

@@ -1,0 +1,49 @@
+"""The one place where errors and upload records become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tusedge.errors import TusError
+from tusedge.protocol.constants import TUS_VERSION, Header
+from tusedge.protocol.headers import format_expires
+from tusedge.protocol.upload import UploadInfo
+
+log = logging.getLogger("tusedge")
+
+
+def tus_response(status: int, headers: dict[str, str] | None = None, body: str = "") -> Response:
+    return Response(body, status_code=status, headers=headers, media_type="text/plain" if body else None)
+
+
+def upload_headers(info: UploadInfo, *, offset: bool = True) -> dict[str, str]:
+    """Headers describing an upload: offset, length (or deferred), metadata, expiry, concat."""
+    headers: dict[str, str] = {}
+    if offset:
+        headers[Header.UPLOAD_OFFSET] = str(info.offset)
+    if info.length is not None:
+        headers[Header.UPLOAD_LENGTH] = str(info.length)
+    elif info.deferred:
+        headers[Header.UPLOAD_DEFER_LENGTH] = "1"
+    if info.metadata:
+        headers[Header.UPLOAD_METADATA] = info.metadata
+    if info.expires_at is not None and not info.complete:
+        headers[Header.UPLOAD_EXPIRES] = format_expires(info.expires_at)
+    return headers
+
+
+async def handle_tus_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TusError)
+    headers = {**exc.headers, "Tus-Resumable": TUS_VERSION}
+    if request.method == "HEAD":
+        return Response(status_code=exc.status, headers=headers)
+    return Response(f"{exc.message}\n", status_code=exc.status, headers=headers, media_type="text/plain")
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+    body = "" if request.method == "HEAD" else "internal server error\n"
+    return Response(body, status_code=500, headers={"Tus-Resumable": TUS_VERSION}, media_type="text/plain")

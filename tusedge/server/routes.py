@@ -1,0 +1,110 @@
+"""Thin endpoints: Request -> parsed protocol request -> TusService -> Response."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from tusedge import checksum
+from tusedge.config import Settings
+from tusedge.protocol.constants import SUPPORTED_VERSIONS, Extension, Header
+from tusedge.protocol.requests import check_version, parse_append, parse_create
+from tusedge.server.download import download_response
+from tusedge.server.responses import tus_response, upload_headers
+from tusedge.server.service import TusService
+
+
+def extensions(settings: Settings) -> list[Extension]:
+    """What this server supports, derived from its settings (never a hand-kept string)."""
+    supported = [
+        Extension.CREATION,
+        Extension.CREATION_WITH_UPLOAD,
+        Extension.CREATION_DEFER_LENGTH,
+        Extension.TERMINATION,
+        Extension.CHECKSUM,
+    ]
+    if settings.expiry_s > 0:
+        supported.append(Extension.EXPIRATION)
+    return supported
+
+
+class TusEndpoints:
+    def __init__(self, service: TusService, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.options_headers: dict[str, str] = {
+            Header.TUS_VERSION: ",".join(SUPPORTED_VERSIONS),
+            Header.TUS_EXTENSION: ",".join(extensions(settings)),
+            Header.TUS_CHECKSUM_ALGORITHM: checksum.advertised(),
+        }
+        if settings.max_size_bytes:
+            self.options_headers[Header.TUS_MAX_SIZE] = str(settings.max_size_bytes)
+
+    def routes(self) -> list[BaseRoute]:
+        base = self.settings.base_path
+        return [
+            Route(base, self.collection, methods=["OPTIONS", "POST"]),
+            Route(base + "{upload_id}", self.resource, methods=["OPTIONS", "HEAD", "PATCH", "DELETE", "GET"]),
+        ]
+
+    def location(self, request: Request, upload_id: str) -> str:
+        return str(request.base_url).rstrip("/") + self.settings.base_path + upload_id
+
+    async def collection(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return self.options()
+        return await self.create(request)
+
+    async def resource(self, request: Request) -> Response:
+        upload_id: str = request.path_params["upload_id"]
+        method = request.method
+        if method == "OPTIONS":
+            return self.options()
+        if method == "GET":
+            return await self.download(upload_id)
+        check_version(request.headers)
+        if method == "HEAD":
+            return await self.head(upload_id)
+        if method == "PATCH":
+            return await self.append(request, upload_id)
+        return await self.terminate(upload_id)
+
+    def options(self) -> Response:
+        """core: OPTIONS answers 204 with Tus-Version, Tus-Extension, Tus-Max-Size when limited."""
+        return tus_response(204, dict(self.options_headers))
+
+    async def create(self, request: Request) -> Response:
+        check_version(request.headers)
+        parsed = parse_create(request.headers)
+        info = await self.service.create(parsed, request.stream() if parsed.has_body else None)
+        headers = upload_headers(info, offset=parsed.has_body)
+        headers.pop(Header.UPLOAD_METADATA, None)
+        headers.pop(Header.UPLOAD_LENGTH, None)
+        headers.pop(Header.UPLOAD_DEFER_LENGTH, None)
+        headers[Header.LOCATION] = self.location(request, info.id)
+        return tus_response(201, headers)
+
+    async def head(self, upload_id: str) -> Response:
+        info = await self.service.get(upload_id)
+        headers = upload_headers(info)
+        # core: "The Server MUST prevent the client and/or proxies from caching the response by adding
+        # the Cache-Control: no-store header to the response."
+        headers[Header.CACHE_CONTROL] = "no-store"
+        return tus_response(200, headers)
+
+    async def append(self, request: Request, upload_id: str) -> Response:
+        parsed = parse_append(request.headers)
+        info = await self.service.append(upload_id, parsed, request.stream())
+        headers: dict[str, str] = {Header.UPLOAD_OFFSET: str(info.offset)}
+        if info.expires_at is not None and not info.complete:
+            headers[Header.UPLOAD_EXPIRES] = upload_headers(info)[Header.UPLOAD_EXPIRES]
+        return tus_response(204, headers)
+
+    async def terminate(self, upload_id: str) -> Response:
+        await self.service.terminate(upload_id)
+        return tus_response(204)
+
+    async def download(self, upload_id: str) -> Response:
+        info = await self.service.finished(upload_id)
+        return download_response(info, self.service.store.path(info.id))

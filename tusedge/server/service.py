@@ -1,0 +1,241 @@
+"""TusService: one async method per tus operation. The order is always lock -> state -> store -> commit.
+
+Routes hand it parsed requests and the body stream; it returns :class:`UploadInfo` records or raises
+:class:`~tusedge.errors.TusError`. It never sees a header dict and never builds a response.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from tusedge.checksum import new_hasher
+from tusedge.config import Settings
+from tusedge.errors import (
+    ChecksumMismatch,
+    ModifyFinalUpload,
+    UploadGone,
+    UploadInterrupted,
+    UploadLocked,
+    UploadNotFound,
+    UploadNotReady,
+)
+from tusedge.ids import is_upload_id, new_upload_id
+from tusedge.locking.base import Lock, Locker
+from tusedge.protocol.headers import ChecksumHeader
+from tusedge.protocol.requests import AppendChunk, CreateUpload
+from tusedge.protocol.upload import (
+    ConcatKind,
+    Status,
+    UploadInfo,
+    check_body_fits,
+    check_max_size,
+    check_offset,
+    resolve_length,
+    room_left,
+)
+from tusedge.server.body import BodyPump, Ending
+from tusedge.state.repository import UploadRepository
+from tusedge.storage.filestore import FileStore
+
+log = logging.getLogger("tusedge")
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TusService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: FileStore,
+        repo: UploadRepository,
+        locker: Locker,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.repo = repo
+        self.locker = locker
+        self.clock = clock
+
+    # --- lookups -------------------------------------------------------------------------------------
+    async def get(self, upload_id: str) -> UploadInfo:
+        """The upload, or UploadNotFound / UploadGone (terminated, expired, or past its expiry)."""
+        info = await self.repo.get(upload_id) if is_upload_id(upload_id) else None
+        if info is None:
+            raise UploadNotFound()
+        if info.status.gone or info.expired_at(self.clock()):
+            raise UploadGone()
+        return info
+
+    def _expiry(self, now: datetime) -> datetime | None:
+        return now + timedelta(seconds=self.settings.expiry_s) if self.settings.expiry_s > 0 else None
+
+    # --- creation ------------------------------------------------------------------------------------
+    async def create(self, request: CreateUpload, body: AsyncIterator[bytes] | None) -> UploadInfo:
+        length = request.length.length
+        if length is not None:
+            check_max_size(length, self.settings.max_size_bytes)
+        now = self.clock()
+        info = UploadInfo(
+            id=new_upload_id(),
+            offset=0,
+            length=length,
+            metadata=request.metadata,
+            status=Status.COMPLETE if length == 0 else Status.ACTIVE,
+            created_at=now,
+            expires_at=None if length == 0 else self._expiry(now),
+            concat=ConcatKind.PARTIAL if request.concat is not None and request.concat.partial else None,
+        )
+        if request.has_body:
+            check_body_fits(request.content_length, room_left(length, 0, self.settings.max_size_bytes))
+        await self.store.create(info.id, length)
+        try:
+            await self.repo.create(info)
+        except BaseException:
+            await self.store.remove(info.id)
+            raise
+        if body is None or not request.has_body:
+            return info
+        # creation-with-upload: the body is written exactly as a PATCH at offset 0 would be.
+        lock = await self.locker.acquire(info.id, self.settings.lock_timeout_s)
+        try:
+            return await self._write_body(info, lock, body, length, request.content_length, request.checksum)
+        finally:
+            await lock.release()
+
+    # --- core: PATCH ---------------------------------------------------------------------------------
+    async def append(self, upload_id: str, request: AppendChunk, body: AsyncIterator[bytes]) -> UploadInfo:
+        info = await self.get(upload_id)
+        if info.is_final:
+            # concatenation: "The Server MUST respond with the 403 Forbidden status to PATCH requests
+            # against a final upload URL and MUST NOT modify the final or its partial uploads."
+            raise ModifyFinalUpload()
+        check_offset(info, request.offset)  # fail fast; checked again under the lock
+        lock = await self.locker.acquire(upload_id, self.settings.lock_timeout_s)
+        try:
+            info = await self.get(upload_id)
+            check_offset(info, request.offset)
+            length = resolve_length(info, request.length)
+            if length != info.length:
+                check_max_size(length or 0, self.settings.max_size_bytes)
+                await self.repo.update(upload_id, self.clock(), length=length)
+                info = replace(info, length=length)
+            return await self._write_body(info, lock, body, length, request.content_length, request.checksum)
+        finally:
+            await lock.release()
+
+    async def _write_body(
+        self,
+        info: UploadInfo,
+        lock: Lock,
+        body: AsyncIterator[bytes],
+        length: int | None,
+        content_length: int | None,
+        checksum: ChecksumHeader | None,
+    ) -> UploadInfo:
+        room = room_left(length, info.offset, self.settings.max_size_bytes)
+        check_body_fits(content_length, room)
+        hasher = new_hasher(checksum.algorithm) if checksum else None
+
+        async def checkpoint(offset: int) -> None:
+            now = self.clock()
+            await self.repo.update(info.id, now, offset=offset, expires_at=self._expiry(now))
+
+        # Mid-body commits only when no digest must be checked first and the body cannot overrun.
+        periodic = checksum is None and content_length is not None
+        writer = await self.store.open_writer(info.id)
+        try:
+            pump = BodyPump(
+                writer=writer,
+                start=info.offset,
+                room=room,
+                buffer_bytes=self.settings.write_buffer_bytes,
+                hasher=hasher,
+                checkpoint=checkpoint if periodic else None,
+                checkpoint_bytes=self.settings.commit_interval_bytes,
+                lock=lock,
+                stale_after_s=self.settings.stale_lock_s,
+            )
+            result = await pump.run(body)
+        finally:
+            await writer.close()
+
+        end = result.end
+        if checksum is not None:
+            # checksum: a chunk is only kept when its digest can be checked and matches; bytes already
+            # on disk past the committed offset are simply overwritten by the next PATCH.
+            if result.ending is not Ending.COMPLETE:
+                end = info.offset
+            elif hasher is not None and hasher.digest() != checksum.digest:
+                raise ChecksumMismatch(f"the body's {checksum.algorithm} digest does not match Upload-Checksum")
+        info = await self._commit(info, end, length)
+        if result.error is not None:
+            raise result.error
+        if result.ending is Ending.INTERRUPTED:
+            raise UploadInterrupted()
+        return info
+
+    async def _commit(self, info: UploadInfo, end: int, length: int | None) -> UploadInfo:
+        now = self.clock()
+        done = length is not None and end == length
+        if done:
+            await self.store.truncate(info.id, end)
+            expires_at = None
+        else:
+            expires_at = self._expiry(now)
+        status = Status.COMPLETE if done else Status.ACTIVE
+        await self.repo.update(info.id, now, offset=end, length=length, status=status, expires_at=expires_at)
+        return replace(info, offset=end, length=length, status=status, expires_at=expires_at)
+
+    # --- termination ---------------------------------------------------------------------------------
+    async def terminate(self, upload_id: str) -> None:
+        """termination: the upload and its data are removed; later requests get 410 Gone."""
+        await self.get(upload_id)
+        lock = await self.locker.acquire(upload_id, self.settings.lock_timeout_s)
+        try:
+            await self.get(upload_id)
+            await self._remove(upload_id, Status.TERMINATED)
+        finally:
+            await lock.release()
+
+    async def _remove(self, upload_id: str, tombstone: Status) -> None:
+        await self.repo.update(upload_id, self.clock(), status=tombstone, expires_at=None)
+        await self.store.remove(upload_id)
+        await self.locker.forget(upload_id)
+
+    # --- downloads -----------------------------------------------------------------------------------
+    async def finished(self, upload_id: str) -> UploadInfo:
+        """The upload if its content is complete and may be served; ours.get."""
+        info = await self.get(upload_id)
+        if not info.complete:
+            raise UploadNotReady("the upload is not finished; HEAD shows its progress")
+        return info
+
+    # --- expiration ----------------------------------------------------------------------------------
+    async def reap(self) -> int:
+        """Remove expired unfinished uploads and their files; return how many. Uploads in use are skipped
+        until the next round."""
+        removed = 0
+        for upload_id in await self.repo.expired(self.clock()):
+            try:
+                lock = await self.locker.acquire(upload_id, 0, ask_release=False)
+            except UploadLocked:
+                continue
+            try:
+                info = await self.repo.get(upload_id)
+                if info is not None and info.expired_at(self.clock()):
+                    await self._remove(upload_id, Status.EXPIRED)
+                    removed += 1
+            finally:
+                await lock.release()
+        if removed:
+            log.info("removed %d expired upload(s)", removed)
+        await self.repo.purge_tombstones(self.clock() - timedelta(days=7))
+        return removed

@@ -1,0 +1,129 @@
+"""FileStore: one file per upload under ``<data_dir>/uploads``. Every disk call runs in a worker thread.
+
+The file is data only; the offset lives in the state database and is committed after the bytes below
+it were written and synced (see docs/durability.md). With preallocation ``st_size`` is not the offset.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+import anyio.to_thread
+
+from tusedge.errors import InsufficientStorage, UploadNotFound
+from tusedge.storage import fileops
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def run_blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run ``func`` in a worker thread. It is not abandoned on cancellation: a write always finishes
+    before the request that started it moves on, so nobody sees a half-known file state."""
+    return await anyio.to_thread.run_sync(lambda: func(*args, **kwargs))
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+def _translate(exc: OSError, upload_id: str) -> Exception:
+    if isinstance(exc, FileNotFoundError):
+        return UploadNotFound(f"the data of upload {upload_id} is missing")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage("the server's disk is full")
+    return exc
+
+
+@dataclass(slots=True)
+class FileWriter:
+    """An open upload file. ``write`` appends a batch at a given offset (and feeds the hasher in the same
+    thread, so the digest costs no second pass); ``sync`` makes everything written so far durable."""
+
+    upload_id: str
+    fd: int
+    fsync: bool
+
+    async def write(self, buffers: Sequence[bytes], offset: int, hasher: Hasher | None = None) -> int:
+        def work() -> int:
+            if hasher is not None:
+                for buf in buffers:
+                    hasher.update(buf)
+            return fileops.pwritev_all(self.fd, buffers, offset)
+
+        try:
+            return await run_blocking(work)
+        except OSError as exc:
+            raise _translate(exc, self.upload_id) from exc
+
+    async def sync(self) -> None:
+        if self.fsync:
+            try:
+                await run_blocking(fileops.sync, self.fd)
+            except OSError as exc:
+                raise _translate(exc, self.upload_id) from exc
+
+    async def close(self) -> None:
+        await run_blocking(fileops.close, self.fd)
+
+
+class FileStore:
+    def __init__(self, directory: Path, *, preallocate: bool = True, fsync: bool = True) -> None:
+        self.directory = directory
+        self.preallocate = preallocate
+        self.fsync = fsync
+
+    def setup(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, upload_id: str) -> Path:
+        return self.directory / upload_id
+
+    async def create(self, upload_id: str, length: int | None) -> None:
+        try:
+            await run_blocking(fileops.create, str(self.path(upload_id)), length, self.preallocate)
+        except OSError as exc:
+            raise _translate(exc, upload_id) from exc
+
+    async def open_writer(self, upload_id: str) -> FileWriter:
+        try:
+            fd = await run_blocking(fileops.open_write, str(self.path(upload_id)))
+        except OSError as exc:
+            raise _translate(exc, upload_id) from exc
+        return FileWriter(upload_id, fd, self.fsync)
+
+    async def remove(self, upload_id: str) -> None:
+        await run_blocking(fileops.remove, str(self.path(upload_id)))
+
+    async def truncate(self, upload_id: str, length: int) -> None:
+        """Trim preallocated or unverified bytes past ``length`` (used once an upload is complete)."""
+        try:
+            await run_blocking(fileops.truncate, str(self.path(upload_id)), length)
+        except OSError as exc:
+            raise _translate(exc, upload_id) from exc
+
+    async def exists(self, upload_id: str) -> bool:
+        return await run_blocking(self.path(upload_id).exists)
+
+    async def digest(self, upload_id: str, algorithm: Callable[[], Any], length: int) -> bytes:
+        """Hash the first ``length`` bytes of an upload in a worker thread (whole-file verification)."""
+
+        def work() -> bytes:
+            hasher = algorithm()
+            with open(self.path(upload_id), "rb", buffering=0) as fh:
+                left = length
+                while left > 0:
+                    block = fh.read(min(left, 4 * 1024 * 1024))
+                    if not block:
+                        raise OSError(errno.EIO, "upload file is shorter than its length")
+                    hasher.update(block)
+                    left -= len(block)
+            return bytes(hasher.digest())
+
+        return await run_blocking(work)
