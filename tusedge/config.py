@@ -63,6 +63,10 @@ class Settings:
         default=True, metadata=_help("fsync before an offset is committed (turning it off breaks durability)")
     )
     keep_partials: bool = field(default=False, metadata=_help("keep partial uploads after concatenation"))
+    finish_wait_s: float = field(
+        default=30.0,
+        metadata=_help("how long a request waits for a merge or whole-file check before answering anyway"),
+    )
     certfile: str = field(default="", metadata=_help("TLS certificate (PEM); enables HTTPS and HTTP/2"))
     keyfile: str = field(default="", metadata=_help("TLS private key (PEM)"))
     http3: bool = field(default=False, metadata=_help("also serve HTTP/3 over QUIC (needs TLS)"))

@@ -11,15 +11,21 @@ from typing import ClassVar
 
 
 class TusError(Exception):
-    """Base of all errors a tus request can end in. The message is one line, shown to the client."""
+    """Base of all errors a tus request can end in. The message is one line, shown to the client.
+    ``status`` may be narrowed per instance where one condition has two fitting codes (e.g. a final
+    upload naming a part that does not exist: 404 rather than 400)."""
 
-    status: ClassVar[int] = 400
+    status: int = 400
     code: ClassVar[str] = "ERR_BAD_REQUEST"
     default_message: ClassVar[str] = "bad request"
 
-    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, headers: dict[str, str] | None = None, status: int | None = None
+    ) -> None:
         self.message = (message or self.default_message).replace("\n", " ")
         self.headers = headers or {}
+        if status is not None:
+            self.status = status
         super().__init__(self.message)
 
 

@@ -8,6 +8,9 @@ TUS_VERSION = "1.0.0"
 SUPPORTED_VERSIONS = (TUS_VERSION,)
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
 
+# ours: the Upload-Metadata key declaring the whole file's digest, "<algorithm> <base64 digest>".
+DIGEST_METADATA_KEY = "checksum"
+
 # Largest length/offset we accept: SQLite and PostgreSQL store them as signed 64-bit integers.
 MAX_INT64 = 2**63 - 1
 
@@ -25,6 +28,9 @@ class Header(StrEnum):
     UPLOAD_EXPIRES = "Upload-Expires"
     UPLOAD_CHECKSUM = "Upload-Checksum"
     UPLOAD_CONCAT = "Upload-Concat"
+    # ours: whole-file verification (docs/checksums.md)
+    TUS_UPLOAD_DIGEST_ALGORITHM = "Tus-Upload-Digest-Algorithm"
+    UPLOAD_CHECKSUM_STATUS = "Upload-Checksum-Status"
     METHOD_OVERRIDE = "X-HTTP-Method-Override"
     LOCATION = "Location"
     CACHE_CONTROL = "Cache-Control"
@@ -56,7 +62,8 @@ EXPOSED_HEADERS = (
     Header.UPLOAD_EXPIRES,
     Header.UPLOAD_CONCAT,
     Header.LOCATION,
-    "Upload-Checksum-Status",
+    Header.UPLOAD_CHECKSUM_STATUS,
+    Header.TUS_UPLOAD_DIGEST_ALGORITHM,
     "Content-Disposition",
     "Content-Range",
     "Accept-Ranges",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from tusedge.errors import InvalidConcat, InvalidHeader, LengthRequired
+from tusedge.errors import InvalidConcat, InvalidHeader, InvalidMetadata, LengthRequired
 from tusedge.protocol.constants import MAX_INT64
 
 # "Upload-Offset ... MUST be a non-negative integer" / "Upload-Length ... MUST be a non-negative integer".
@@ -101,6 +101,17 @@ def parse_checksum(value: str | None) -> ChecksumHeader | None:
     except (binascii.Error, ValueError):
         raise InvalidHeader("Upload-Checksum digest is not valid base64") from None
     return ChecksumHeader(parts[0].lower(), digest)
+
+
+def parse_declared_digest(value: bytes | None) -> ChecksumHeader | None:
+    """Whole-file verification (ours): the ``checksum`` metadata value, ``<algorithm> <base64 digest>``
+    in the Upload-Checksum format, declares the digest of the complete upload."""
+    if value is None:
+        return None
+    try:
+        return parse_checksum(value.decode("ascii"))
+    except (UnicodeDecodeError, InvalidHeader):
+        raise InvalidMetadata("the checksum metadata must be '<algorithm> <base64 digest>'") from None
 
 
 # --- concatenation ----------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from tusedge.errors import ExceedsUploadLength, LengthAlreadySet, MaxSizeExceede
 class Status(StrEnum):
     ACTIVE = "active"  # accepting bytes
     COMPLETE = "complete"  # offset == length, content final
-    MERGING = "merging"  # a final upload whose parts are being joined
-    FAILED = "failed"  # verification failed; never served
+    FINISHING = "finishing"  # all bytes are in; merging parts and/or verifying the whole-file digest
+    FAILED = "failed"  # merging or verification failed; never served
     TERMINATED = "terminated"  # tombstone after DELETE
     EXPIRED = "expired"  # tombstone after expiry
 
@@ -38,6 +38,7 @@ class UploadInfo:
     expires_at: datetime | None = None
     concat: ConcatKind | None = None
     parts: tuple[str, ...] = ()  # ids of the partial uploads of a final upload, in order
+    error: str | None = None  # why the upload FAILED
 
     @property
     def deferred(self) -> bool:
@@ -50,6 +51,13 @@ class UploadInfo:
     @property
     def is_final(self) -> bool:
         return self.concat is ConcatKind.FINAL
+
+    @property
+    def received_all(self) -> bool:
+        """Every byte is in (the content may still be finishing: merged or verified)."""
+        return self.status in (Status.COMPLETE, Status.FINISHING, Status.FAILED) and not (
+            self.is_final and self.status is not Status.COMPLETE
+        )
 
     def expired_at(self, now: datetime) -> bool:
         return self.status is Status.ACTIVE and self.expires_at is not None and self.expires_at <= now

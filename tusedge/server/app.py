@@ -42,16 +42,16 @@ def create_app(settings: Settings) -> Starlette:
         store.setup()
         locker.setup()
         await create_schema(engine)
-        reaper = None
-        if settings.expiry_s > 0:
-            reaper = asyncio.get_running_loop().create_task(run_reaper(service, settings.reaper_interval_s))
+        await service.finisher.resume_pending()
+        # The reaper also retries finishing jobs, so it runs even when uploads never expire.
+        reaper = asyncio.get_running_loop().create_task(run_reaper(service, settings.reaper_interval_s))
         try:
             yield
         finally:
-            if reaper is not None:
-                reaper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reaper
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            await service.finisher.close()
             await engine.dispose()
 
     middleware = [

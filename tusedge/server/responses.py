@@ -10,7 +10,7 @@ from starlette.responses import Response
 from tusedge.errors import TusError
 from tusedge.protocol.constants import TUS_VERSION, Header
 from tusedge.protocol.headers import format_expires
-from tusedge.protocol.upload import UploadInfo
+from tusedge.protocol.upload import Status, UploadInfo
 
 log = logging.getLogger("tusedge")
 
@@ -33,6 +33,18 @@ def upload_headers(info: UploadInfo, *, offset: bool = True) -> dict[str, str]:
     if info.expires_at is not None and not info.complete:
         headers[Header.UPLOAD_EXPIRES] = format_expires(info.expires_at)
     return headers
+
+
+def checksum_status(info: UploadInfo) -> str | None:
+    """``Upload-Checksum-Status`` of an upload that declared a whole-file digest: pending, verified or
+    mismatch (ours; docs/checksums.md)."""
+    if not info.metadata or not any(pair.strip().split(" ")[0] == "checksum" for pair in info.metadata.split(",")):
+        return None
+    if info.status is Status.COMPLETE:
+        return "verified"
+    if info.status is Status.FAILED:
+        return "mismatch" if info.error and "digest" in info.error else "failed"
+    return "pending"
 
 
 async def handle_tus_error(request: Request, exc: Exception) -> Response:

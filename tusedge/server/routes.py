@@ -10,8 +10,9 @@ from tusedge import checksum
 from tusedge.config import Settings
 from tusedge.protocol.constants import SUPPORTED_VERSIONS, Extension, Header
 from tusedge.protocol.requests import check_version, parse_append, parse_create
+from tusedge.protocol.upload import ConcatKind
 from tusedge.server.download import download_response
-from tusedge.server.responses import tus_response, upload_headers
+from tusedge.server.responses import checksum_status, tus_response, upload_headers
 from tusedge.server.service import TusService
 
 
@@ -23,6 +24,8 @@ def extensions(settings: Settings) -> list[Extension]:
         Extension.CREATION_DEFER_LENGTH,
         Extension.TERMINATION,
         Extension.CHECKSUM,
+        Extension.CONCATENATION,
+        Extension.CONCATENATION_UNFINISHED,
     ]
     if settings.expiry_s > 0:
         supported.append(Extension.EXPIRATION)
@@ -37,6 +40,8 @@ class TusEndpoints:
             Header.TUS_VERSION: ",".join(SUPPORTED_VERSIONS),
             Header.TUS_EXTENSION: ",".join(extensions(settings)),
             Header.TUS_CHECKSUM_ALGORITHM: checksum.advertised(),
+            # ours: whole-file verification through the ``checksum`` metadata key (docs/checksums.md).
+            Header.TUS_UPLOAD_DIGEST_ALGORITHM: checksum.advertised(),
         }
         if settings.max_size_bytes:
             self.options_headers[Header.TUS_MAX_SIZE] = str(settings.max_size_bytes)
@@ -65,7 +70,7 @@ class TusEndpoints:
             return await self.download(upload_id)
         check_version(request.headers)
         if method == "HEAD":
-            return await self.head(upload_id)
+            return await self.head(request, upload_id)
         if method == "PATCH":
             return await self.append(request, upload_id)
         return await self.terminate(upload_id)
@@ -85,9 +90,19 @@ class TusEndpoints:
         headers[Header.LOCATION] = self.location(request, info.id)
         return tus_response(201, headers)
 
-    async def head(self, upload_id: str) -> Response:
+    async def head(self, request: Request, upload_id: str) -> Response:
         info = await self.service.get(upload_id)
-        headers = upload_headers(info)
+        # concatenation: "the Server SHOULD NOT include the Upload-Offset header [in the response to a HEAD
+        # request for a final upload] unless the concatenation has been successfully finished."
+        headers = upload_headers(info, offset=not info.is_final or info.complete)
+        if info.concat is ConcatKind.PARTIAL:
+            headers[Header.UPLOAD_CONCAT] = "partial"
+        elif info.is_final:
+            urls = " ".join(self.location(request, part_id) for part_id in info.parts)
+            headers[Header.UPLOAD_CONCAT] = f"final;{urls}"
+        status = checksum_status(info)
+        if status is not None:
+            headers[Header.UPLOAD_CHECKSUM_STATUS] = status
         # core: "The Server MUST prevent the client and/or proxies from caching the response by adding
         # the Cache-Control: no-store header to the response."
         headers[Header.CACHE_CONTROL] = "no-store"

@@ -16,6 +16,7 @@ from tusedge.config import Settings
 from tusedge.errors import (
     ChecksumMismatch,
     ModifyFinalUpload,
+    UploadFailed,
     UploadGone,
     UploadInterrupted,
     UploadLocked,
@@ -24,7 +25,10 @@ from tusedge.errors import (
 )
 from tusedge.ids import is_upload_id, new_upload_id
 from tusedge.locking.base import Lock, Locker
-from tusedge.protocol.headers import ChecksumHeader
+from tusedge.protocol.concat import check_parts, final_length, part_ids
+from tusedge.protocol.constants import DIGEST_METADATA_KEY
+from tusedge.protocol.headers import ChecksumHeader, parse_declared_digest
+from tusedge.protocol.metadata import parse_metadata
 from tusedge.protocol.requests import AppendChunk, CreateUpload
 from tusedge.protocol.upload import (
     ConcatKind,
@@ -37,6 +41,7 @@ from tusedge.protocol.upload import (
     room_left,
 )
 from tusedge.server.body import BodyPump, Ending
+from tusedge.server.finishing import Finisher
 from tusedge.state.repository import UploadRepository
 from tusedge.storage.filestore import FileStore
 
@@ -63,6 +68,7 @@ class TusService:
         self.repo = repo
         self.locker = locker
         self.clock = clock
+        self.finisher = Finisher(settings, store, repo, locker, clock)
 
     # --- lookups -------------------------------------------------------------------------------------
     async def get(self, upload_id: str) -> UploadInfo:
@@ -79,19 +85,24 @@ class TusService:
 
     # --- creation ------------------------------------------------------------------------------------
     async def create(self, request: CreateUpload, body: AsyncIterator[bytes] | None) -> UploadInfo:
+        if request.concat is not None and request.concat.final:
+            return await self._create_final(request)
         length = request.length.length
         if length is not None:
             check_max_size(length, self.settings.max_size_bytes)
+        digest = parse_declared_digest(parse_metadata(request.metadata).get(DIGEST_METADATA_KEY))
+        if digest is not None:
+            new_hasher(digest.algorithm)  # 400 now for an algorithm we could not check later
         now = self.clock()
         info = UploadInfo(
             id=new_upload_id(),
             offset=0,
             length=length,
             metadata=request.metadata,
-            status=Status.COMPLETE if length == 0 else Status.ACTIVE,
+            status=Status.ACTIVE,
             created_at=now,
-            expires_at=None if length == 0 else self._expiry(now),
-            concat=ConcatKind.PARTIAL if request.concat is not None and request.concat.partial else None,
+            expires_at=self._expiry(now),
+            concat=ConcatKind.PARTIAL if request.concat is not None else None,
         )
         if request.has_body:
             check_body_fits(request.content_length, room_left(length, 0, self.settings.max_size_bytes))
@@ -101,14 +112,54 @@ class TusService:
         except BaseException:
             await self.store.remove(info.id)
             raise
-        if body is None or not request.has_body:
-            return info
-        # creation-with-upload: the body is written exactly as a PATCH at offset 0 would be.
-        lock = await self.locker.acquire(info.id, self.settings.lock_timeout_s)
+        if length == 0:
+            # creation: an upload of length 0 is complete at once.
+            info = await self._commit(info, 0, 0)
+        elif body is not None and request.has_body:
+            # creation-with-upload: the body is written exactly as a PATCH at offset 0 would be.
+            lock = await self.locker.acquire(info.id, self.settings.lock_timeout_s)
+            try:
+                info = await self._write_body(info, lock, body, length, request.content_length, request.checksum)
+            finally:
+                await lock.release()
+        return await self._after_write(info)
+
+    async def _create_final(self, request: CreateUpload) -> UploadInfo:
+        """concatenation: a final upload names its parts; its content is theirs, in order. With
+        concatenation-unfinished the parts may still be uploading: the final completes when they do."""
+        assert request.concat is not None
+        ids = part_ids(request.concat.parts, self.settings.base_path, is_upload_id)
+        parts = await self.repo.get_many(ids)
+        check_parts(ids, parts)
+        ordered = [parts[part_id] for part_id in ids]
+        length = final_length(ordered)
+        if length is not None:
+            check_max_size(length, self.settings.max_size_bytes)
+        ready = all(part.complete for part in ordered)
+        now = self.clock()
+        info = UploadInfo(
+            id=new_upload_id(),
+            offset=0,
+            length=length,
+            metadata=request.metadata,
+            status=Status.FINISHING if ready else Status.ACTIVE,
+            created_at=now,
+            expires_at=None if ready else self._expiry(now),
+            concat=ConcatKind.FINAL,
+            parts=tuple(ids),
+        )
+        await self.store.create(info.id, length if ready else None)
         try:
-            return await self._write_body(info, lock, body, length, request.content_length, request.checksum)
-        finally:
-            await lock.release()
+            await self.repo.create(info)
+        except BaseException:
+            await self.store.remove(info.id)
+            raise
+        if ready:
+            await self.finisher.finish(info.id)
+        else:
+            # A part may have completed between our look-up and the insert; it did not see this final.
+            await self.finisher.parts_changed(info.id)
+        return await self.get(info.id)
 
     # --- core: PATCH ---------------------------------------------------------------------------------
     async def append(self, upload_id: str, request: AppendChunk, body: AsyncIterator[bytes]) -> UploadInfo:
@@ -127,9 +178,19 @@ class TusService:
                 check_max_size(length or 0, self.settings.max_size_bytes)
                 await self.repo.update(upload_id, self.clock(), length=length)
                 info = replace(info, length=length)
-            return await self._write_body(info, lock, body, length, request.content_length, request.checksum)
+            info = await self._write_body(info, lock, body, length, request.content_length, request.checksum)
         finally:
             await lock.release()
+        return await self._after_write(info)
+
+    async def _after_write(self, info: UploadInfo) -> UploadInfo:
+        """Run the finishing steps of an upload that just received its last byte (outside its lock)."""
+        if info.status is Status.FINISHING:
+            await self.finisher.finish(info.id)
+            info = await self.get(info.id)
+        elif info.complete and info.concat is ConcatKind.PARTIAL:
+            await self.finisher.part_completed(info.id)
+        return info
 
     async def _write_body(
         self,
@@ -185,12 +246,12 @@ class TusService:
     async def _commit(self, info: UploadInfo, end: int, length: int | None) -> UploadInfo:
         now = self.clock()
         done = length is not None and end == length
+        status, expires_at = Status.ACTIVE, self._expiry(now)
         if done:
             await self.store.truncate(info.id, end)
             expires_at = None
-        else:
-            expires_at = self._expiry(now)
-        status = Status.COMPLETE if done else Status.ACTIVE
+            declared = parse_declared_digest(parse_metadata(info.metadata).get(DIGEST_METADATA_KEY))
+            status = Status.FINISHING if declared is not None else Status.COMPLETE
         await self.repo.update(info.id, now, offset=end, length=length, status=status, expires_at=expires_at)
         return replace(info, offset=end, length=length, status=status, expires_at=expires_at)
 
@@ -214,6 +275,10 @@ class TusService:
     async def finished(self, upload_id: str) -> UploadInfo:
         """The upload if its content is complete and may be served; ours.get."""
         info = await self.get(upload_id)
+        if info.status is Status.FAILED:
+            raise UploadFailed(info.error)
+        if info.status is Status.FINISHING:
+            raise UploadNotReady("the upload is being finished (merged or verified); retry shortly")
         if not info.complete:
             raise UploadNotReady("the upload is not finished; HEAD shows its progress")
         return info
@@ -237,5 +302,6 @@ class TusService:
                 await lock.release()
         if removed:
             log.info("removed %d expired upload(s)", removed)
+        await self.finisher.resume_pending()
         await self.repo.purge_tombstones(self.clock() - timedelta(days=7))
         return removed

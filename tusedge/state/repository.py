@@ -23,6 +23,7 @@ def _info(row: UploadRow) -> UploadInfo:
         expires_at=row.expires_at,
         concat=ConcatKind(row.concat) if row.concat else None,
         parts=tuple(row.parts.split()) if row.parts else (),
+        error=row.error,
     )
 
 
@@ -62,6 +63,24 @@ class UploadRepository:
             values["status"] = values["status"].value
         async with self.sessions.begin() as session:
             await session.execute(update(UploadRow).where(UploadRow.id == upload_id).values(updated_at=now, **values))
+
+    async def claim(self, upload_id: str, now: datetime, expected: Status, **values: Any) -> bool:
+        """Update one upload only if it is still in ``expected`` status; True if this call won."""
+        if "status" in values and isinstance(values["status"], Status):
+            values["status"] = values["status"].value
+        query = (
+            update(UploadRow)
+            .where(UploadRow.id == upload_id, UploadRow.status == expected.value)
+            .values(updated_at=now, **values)
+        )
+        async with self.sessions.begin() as session:
+            result = await session.execute(query)
+            return bool(getattr(result, "rowcount", 0))
+
+    async def with_status(self, status: Status) -> list[UploadInfo]:
+        async with self.sessions() as session:
+            rows = (await session.scalars(select(UploadRow).where(UploadRow.status == status.value))).all()
+            return [_info(row) for row in rows]
 
     async def expired(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of active uploads whose expiry has passed."""

@@ -7,6 +7,7 @@ it were written and synced (see docs/durability.md). With preallocation ``st_siz
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,32 @@ class FileStore:
             await run_blocking(fileops.truncate, str(self.path(upload_id)), length)
         except OSError as exc:
             raise _translate(exc, upload_id) from exc
+
+    async def merge(self, final_id: str, parts: Sequence[tuple[str, int]]) -> None:
+        """Write the parts (id, length) one after another into the final's file, inside the kernel
+        (``copy_file_range``), then sync it. Restartable: it always rewrites the final from offset 0."""
+
+        def work() -> None:
+            dst = fileops.open_write(str(self.path(final_id)))
+            try:
+                offset = 0
+                for part_id, length in parts:
+                    src = fileops.open_read(str(self.path(part_id)))
+                    try:
+                        fileops.copy_range(src, dst, length, 0, offset)
+                    finally:
+                        fileops.close(src)
+                    offset += length
+                os.ftruncate(dst, offset)
+                if self.fsync:
+                    fileops.sync(dst)
+            finally:
+                fileops.close(dst)
+
+        try:
+            await run_blocking(work)
+        except OSError as exc:
+            raise _translate(exc, final_id) from exc
 
     async def exists(self, upload_id: str) -> bool:
         return await run_blocking(self.path(upload_id).exists)

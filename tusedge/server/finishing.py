@@ -1,0 +1,152 @@
+"""Finishing an upload once every byte is in: merge a final upload's parts (concatenation) and check a
+declared whole-file digest. Both can take minutes for 20 GB, so they run as background jobs that do not
+belong to any request: a client that hangs up does not cancel a merge. The request that triggered a job
+waits for it up to ``finish_wait_s`` and otherwise answers while it goes on (HEAD shows the state).
+
+State machine: ACTIVE -> FINISHING -> COMPLETE | FAILED. A job holds the upload's lock; it restarts from
+scratch after a crash (parts are only removed after the final is COMPLETE), on startup and in every
+reaper round, so a half-merged file is never marked complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from tusedge.checksum import ALGORITHMS
+from tusedge.config import Settings
+from tusedge.errors import TusError, UploadLocked
+from tusedge.locking.base import Locker
+from tusedge.protocol.concat import final_length
+from tusedge.protocol.constants import DIGEST_METADATA_KEY
+from tusedge.protocol.headers import parse_declared_digest
+from tusedge.protocol.metadata import parse_metadata
+from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
+from tusedge.state.repository import UploadRepository
+from tusedge.storage.filestore import FileStore
+
+log = logging.getLogger("tusedge")
+
+
+class Finisher:
+    def __init__(
+        self,
+        settings: Settings,
+        store: FileStore,
+        repo: UploadRepository,
+        locker: Locker,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.repo = repo
+        self.locker = locker
+        self.clock = clock
+        self._jobs: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, upload_id: str) -> asyncio.Task[None]:
+        """Start the job for ``upload_id`` (or return the one already running in this process)."""
+        task = self._jobs.get(upload_id)
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(self._run(upload_id))
+            self._jobs[upload_id] = task
+            task.add_done_callback(lambda done: self._forget(upload_id, done))
+        return task
+
+    def _forget(self, upload_id: str, task: asyncio.Task[None]) -> None:
+        if self._jobs.get(upload_id) is task:
+            del self._jobs[upload_id]
+
+    async def finish(self, upload_id: str) -> None:
+        """Start the job and wait for it at most ``finish_wait_s``; it goes on in the background after."""
+        task = self.start(upload_id)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), self.settings.finish_wait_s)
+
+    async def resume_pending(self) -> None:
+        """Restart jobs left FINISHING by a crash or a transient failure (e.g. a full disk)."""
+        for info in await self.repo.with_status(Status.FINISHING):
+            if info.id not in self._jobs:
+                self.start(info.id)
+
+    async def part_completed(self, part_id: str) -> None:
+        """concatenation-unfinished: a partial upload completed; start every final it was the last part of."""
+        for final in await self.repo.finals_waiting_for(part_id):
+            await self.parts_changed(final.id)
+
+    async def parts_changed(self, final_id: str) -> None:
+        """Start the merge of a waiting final upload if all its parts are now complete."""
+        final = await self.repo.get(final_id)
+        if final is None or final.status is not Status.ACTIVE:
+            return
+        found = await self.repo.get_many(list(final.parts))
+        parts = [found.get(part_id) for part_id in final.parts]
+        if not all(part is not None and part.complete for part in parts):
+            return
+        length = final_length(part for part in parts if part is not None)
+        if await self.repo.claim(
+            final_id, self.clock(), Status.ACTIVE, status=Status.FINISHING, length=length, expires_at=None
+        ):
+            self.start(final_id)
+
+    async def close(self) -> None:
+        for task in list(self._jobs.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _run(self, upload_id: str) -> None:
+        try:
+            lock = await self.locker.acquire(upload_id, self.settings.lock_timeout_s, ask_release=False)
+        except UploadLocked:
+            return  # another process is finishing it
+        try:
+            info = await self.repo.get(upload_id)
+            if info is None or info.status is not Status.FINISHING:
+                return
+            await self._finish(info)
+        except (TusError, OSError) as exc:
+            # Transient (disk full, a part's file busy): stay FINISHING, retried by the next reaper round.
+            log.error("finishing upload %s failed, will retry: %s", upload_id, exc)
+        finally:
+            await lock.release()
+
+    async def _finish(self, info: UploadInfo) -> None:
+        length = info.length
+        parts: list[UploadInfo] = []
+        if info.is_final:
+            found = await self.repo.get_many(list(info.parts))
+            parts = [found[part_id] for part_id in info.parts if part_id in found]
+            if len(parts) != len(info.parts) or any(p.status is not Status.COMPLETE for p in parts):
+                await self._fail(info, "a partial upload of this final upload is gone")
+                return
+            length = final_length(parts)
+            assert length is not None
+            await self.store.merge(info.id, [(p.id, p.length or 0) for p in parts])
+        assert length is not None
+        declared = parse_declared_digest(parse_metadata(info.metadata).get(DIGEST_METADATA_KEY))
+        if declared is not None:
+            digest = await self.store.digest(info.id, ALGORITHMS[declared.algorithm], length)
+            if digest != declared.digest:
+                await self._fail(info, f"the upload's {declared.algorithm} digest does not match the declared one")
+                return
+        now = self.clock()
+        if not await self.repo.claim(
+            info.id, now, Status.FINISHING, status=Status.COMPLETE, offset=length, length=length, expires_at=None
+        ):
+            return
+        log.info("upload %s complete (%d bytes)", info.id, length)
+        if info.concat is ConcatKind.PARTIAL:
+            await self.part_completed(info.id)
+        if parts and not self.settings.keep_partials:
+            for part in parts:
+                await self.repo.update(part.id, now, status=Status.TERMINATED, expires_at=None)
+                await self.store.remove(part.id)
+                await self.locker.forget(part.id)
+
+    async def _fail(self, info: UploadInfo, reason: str) -> None:
+        log.warning("upload %s failed: %s", info.id, reason)
+        await self.repo.claim(info.id, self.clock(), Status.FINISHING, status=Status.FAILED, error=reason)
