@@ -68,12 +68,22 @@ class Context:
     server offers termination."""
 
     def __init__(
-        self, client: httpx.Client, endpoint: str, info: ServerInfo, *, ours: bool, expiry_wait_s: float
+        self,
+        client: httpx.Client,
+        endpoint: str,
+        info: ServerInfo,
+        *,
+        ours: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout_s: float = 10.0,
+        expiry_wait_s: float = 15.0,
     ) -> None:
         self.client = client
         self.endpoint = endpoint
         self.info = info
         self.ours = ours
+        self.extra_headers = dict(extra_headers or {})
+        self.timeout_s = timeout_s
         self.expiry_wait_s = expiry_wait_s
         self.created: list[str] = []
         self._rng = random.Random()
@@ -82,6 +92,10 @@ class Context:
     @staticmethod
     def fail(reason: str) -> CheckFailed:
         return CheckFailed(reason)
+
+    @staticmethod
+    def skip(reason: str) -> CheckSkipped:
+        return CheckSkipped(reason)
 
     def require(self, extension: str, why: str = "") -> None:
         if extension not in self.info.extensions:
@@ -105,7 +119,8 @@ class Context:
         another value. With ``stream`` the body is left unread (and the response closed)."""
         merged: dict[str, str | bytes] = {"Tus-Resumable": TUS_VERSION} if tus else {}
         merged.update(headers or {})
-        request = self.client.build_request(method, url, headers=merged, content=content)
+        raw = [(k.encode("latin-1"), v if isinstance(v, bytes) else v.encode("latin-1")) for k, v in merged.items()]
+        request = self.client.build_request(method, url, headers=raw, content=content)
         if content is None and method in ("POST", "PATCH"):
             request.headers["Content-Length"] = "0"
         if not stream:
@@ -170,7 +185,9 @@ class Context:
         response = self.post(merged, body)
         if response.status_code != 201 or not response.headers.get("Location"):
             sent = ", ".join(f"{key}: {value!r}" for key, value in merged.items())
-            raise self.fail(f"setup: creating an upload ({sent}) answered {describe(response)}, expected 201 with Location")
+            raise self.fail(
+                f"setup: creating an upload ({sent}) answered {describe(response)}, expected 201 with Location"
+            )
         return self.resolve(response.headers["Location"])
 
     def write(self, url: str, offset: int, body: bytes, headers: HeaderMap | None = None) -> httpx.Response:

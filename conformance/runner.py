@@ -67,9 +67,7 @@ class Report:
 
     @property
     def summary(self) -> str:
-        return (
-            f"{self.count(Status.PASS)} passed, {self.count(Status.FAIL)} failed, {self.count(Status.SKIP)} skipped"
-        )
+        return f"{self.count(Status.PASS)} passed, {self.count(Status.FAIL)} failed, {self.count(Status.SKIP)} skipped"
 
 
 class ServerUnreachable(Exception):
@@ -91,10 +89,21 @@ def check(rule: str, extension: str | None = None) -> Callable[[CheckFunction], 
     return register
 
 
+# Rule families in the order of SPEC-CHECKLIST.md; within a family, checks keep their registration order.
+FAMILIES = ("core", "creation", "cwu", "defer", "exp", "sum", "term", "concat", "ours")
+
+
 def checks() -> list[Check]:
     """Every registered check, in checklist order."""
     importlib.import_module("conformance.checks")
-    return list(_REGISTRY.values())
+    registered = list(_REGISTRY.values())
+
+    def key(item: Check) -> tuple[int, int]:
+        family = item.rule.split(".", 1)[0]
+        rank = FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
+        return rank, registered.index(item)
+
+    return sorted(registered, key=key)
 
 
 def rule_ids() -> list[str]:
@@ -116,10 +125,12 @@ def run(
     ours: bool = False,
     verify_tls: bool = True,
     expiry_wait_s: float = 15.0,
+    on_start: Callable[[Report], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
 ) -> Report:
     """Check the tus server whose creation endpoint is ``url``. ``headers`` go with every request (e.g.
-    ``Authorization``); ``on_result`` sees each result as soon as it is known."""
+    ``Authorization``). ``on_start`` sees the report once OPTIONS has been asked, ``on_result`` each result as
+    soon as it is known."""
     only = list(only)
     with httpx.Client(headers=dict(headers or {}), timeout=timeout_s, verify=verify_tls) as client:
         try:
@@ -127,10 +138,20 @@ def run(
         except httpx.HTTPError as exc:
             raise ServerUnreachable(f"OPTIONS {url} failed: {exc!r}") from exc
         report = Report(url, ServerInfo.from_response(discovery))
+        if on_start is not None:
+            on_start(report)
         for item in checks():
             if not selected(item.rule, only):
                 continue
-            context = Context(client, url, report.info, ours=ours, expiry_wait_s=expiry_wait_s)
+            context = Context(
+                client,
+                url,
+                report.info,
+                ours=ours,
+                extra_headers=headers,
+                timeout_s=timeout_s,
+                expiry_wait_s=expiry_wait_s,
+            )
             result = run_one(item, context)
             report.results.append(result)
             if on_result is not None:
