@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import httpx
 import pytest
 
-JS_DIR = Path(__file__).resolve().parent.parent / "js"
+JS_DIR = Path(__file__).resolve().parent / "js"
 UPLOAD_SCRIPT = JS_DIR / "upload.mjs"
 MiB = 1024 * 1024
 TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
