@@ -127,12 +127,13 @@ def run(
     expiry_wait_s: float = 15.0,
     on_start: Callable[[Report], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
+    transport: httpx.BaseTransport | None = None,
 ) -> Report:
     """Check the tus server whose creation endpoint is ``url``. ``headers`` go with every request (e.g.
     ``Authorization``). ``on_start`` sees the report once OPTIONS has been asked, ``on_result`` each result as
-    soon as it is known."""
+    soon as it is known. ``transport`` replaces the network (tests)."""
     only = list(only)
-    with httpx.Client(headers=dict(headers or {}), timeout=timeout_s, verify=verify_tls) as client:
+    with httpx.Client(headers=dict(headers or {}), timeout=timeout_s, verify=verify_tls, transport=transport) as client:
         try:
             discovery = client.options(url)
         except httpx.HTTPError as exc:

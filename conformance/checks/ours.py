@@ -131,7 +131,11 @@ def errors(ctx: Context) -> str:
     """Every 4xx has a one-line reason in its body; malformed input never yields 5xx."""
     problems = []
     for label, send in _malformed(ctx).items():
-        response = send()
+        try:
+            response = send()
+        except httpx.HTTPError as exc:
+            problems.append(f"{label}: no HTTP answer ({exc!r})")
+            continue
         status = response.status_code
         if not 400 <= status < 500:
             problems.append(f"{label}: HTTP {status}, expected 4xx")
