@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from conformance import report
-from conformance.runner import Report, Result, ServerUnreachable, run
+from conformance.runner import Report, Result, ServerUnreachable, checks, rule_ids, run, selected
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -34,7 +34,8 @@ def parser() -> argparse.ArgumentParser:
         description="Check a tus server over HTTP against the tus 1.0.0 protocol, one line per rule.",
         epilog="Exit status: 0 no rule failed, 1 some rule failed, 2 usage error or server unreachable.",
     )
-    cli.add_argument("url", help="the upload creation endpoint, e.g. https://uploads.example.com/files/")
+    cli.add_argument("url", nargs="?", help="the upload creation endpoint, e.g. https://uploads.example.com/files/")
+    cli.add_argument("--list", action="store_true", help="list the rules (id, extension, summary) and exit")
     cli.add_argument(
         "--only",
         action="append",
@@ -65,7 +66,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.list:
+        for item in checks():
+            print(f"{item.rule:28} {item.extension or ('ours' if item.ours else 'core'):26} {item.summary}")
+        return EXIT_OK
+    if args.url is None:
+        cli.error("the URL of the creation endpoint is required")
+    known = rule_ids()
+    unknown = [prefix for prefix in args.only if not any(selected(rule, [prefix]) for rule in known)]
+    if unknown:
+        cli.error(f"--only {', '.join(unknown)} matches no rule (see --list)")
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
 

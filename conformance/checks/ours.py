@@ -28,8 +28,11 @@ UNSAFE_NAME = '../../etc/pa"ss\\wd;\r\n x.txt'
 
 @check("ours.get")
 def download(ctx: Context) -> str:
-    """GET of a finished upload returns its bytes with `Content-Length`, Range support and a safe
-    `Content-Disposition`; unfinished uploads are not served as complete."""
+    """GET of a finished upload returns its bytes; unfinished uploads are not served as complete.
+
+    Ours: `Content-Length`, Range requests (206 with `Content-Range`), and a `Content-Disposition` whose filename
+    carries no path separators, quotes or line breaks from the client's metadata.
+    """
     data = b"0123456789"
     url = ctx.create(len(data), headers={"Upload-Metadata": encode_metadata({"filename": UNSAFE_NAME.encode()})})
     ctx.write(url, 0, data)
@@ -59,7 +62,11 @@ def download(ctx: Context) -> str:
 
 @check("ours.cors")
 def cors(ctx: Context) -> str:
-    """Browser cross-origin use: preflight answers, and `Access-Control-Expose-Headers` lists every tus header."""
+    """Browser cross-origin use: preflight answers, and `Access-Control-Expose-Headers` lists every tus header.
+
+    Ours: a PATCH preflight (with `Origin`) gets 2xx allowing the origin, PATCH and the tus request headers; a HEAD
+    with `Origin` exposes the response headers a browser client reads.
+    """
     url = ctx.create(10)
     preflight = ctx.options(
         url,
@@ -128,7 +135,11 @@ def _malformed(ctx: Context) -> dict[str, Callable[[], httpx.Response]]:
 
 @check("ours.errors")
 def errors(ctx: Context) -> str:
-    """Every 4xx has a one-line reason in its body; malformed input never yields 5xx."""
+    """Every 4xx has a one-line reason in its body; malformed input never yields 5xx.
+
+    Ours: a dozen malformed requests (bad numbers, numbers past 64 bits, bad metadata, wrong types and offsets,
+    unknown uploads) must each get a 4xx, with a non-empty single-line body except for HEAD.
+    """
     problems = []
     for label, send in _malformed(ctx).items():
         try:

@@ -6,10 +6,12 @@ and each test reports one rule, failing with the check's reason.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
-from server_process import ServerProcess
+from server_process import ROOT, ServerProcess
 
 from conformance.runner import Result, Status, rule_ids, run
 
@@ -23,18 +25,25 @@ NOT_OFFERED = {"sum.trailer"}
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Result]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """The main server and the short-expiry one."""
     main = ServerProcess(tmp_path_factory.mktemp("conformance"), MAIN_ARGS)
     expiring = ServerProcess(tmp_path_factory.mktemp("conformance-expiry"), EXPIRY_ARGS)
     try:
         main.start()
         expiring.start()
-        found = {r.rule: r for r in run(main.url, ours=True).results if not r.rule.startswith("exp.")}
-        found.update({r.rule: r for r in run(expiring.url, only=["exp"], ours=True).results})
-        yield found
+        yield main, expiring
     finally:
         main.stop()
         expiring.stop()
+
+
+@pytest.fixture(scope="module")
+def results(servers: tuple[ServerProcess, ServerProcess]) -> dict[str, Result]:
+    main, expiring = servers
+    found = {r.rule: r for r in run(main.url, ours=True).results if not r.rule.startswith("exp.")}
+    found.update({r.rule: r for r in run(expiring.url, only=["exp"], ours=True).results})
+    return found
 
 
 @pytest.mark.parametrize("rule", rule_ids())
@@ -43,3 +52,14 @@ def test_rule(rule: str, results: dict[str, Result]) -> None:
     if rule in NOT_OFFERED and result.status is Status.SKIP:
         pytest.skip(result.reason)
     assert result.status is Status.PASS, f"{result.status.value} {rule} — {result.reason}"
+
+
+def test_command_line_prints_one_line_per_rule_and_the_summary(servers: tuple[ServerProcess, ServerProcess]) -> None:
+    main, _ = servers
+    command = [sys.executable, "-m", "conformance", main.url, "--only", "core", "--only", "sum.trailer"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    lines = done.stdout.splitlines()
+    core = [rule for rule in rule_ids() if rule.startswith("core.")]
+    assert [line.split()[:2] for line in lines[:-1]] == [["PASS", rule] for rule in core] + [["SKIP", "sum.trailer"]]
+    assert lines[-1] == f"{len(core)} passed, 0 failed, 1 skipped"
+    assert done.returncode == 0, done.stderr
