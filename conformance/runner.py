@@ -174,6 +174,8 @@ def run_one(item: Check, context: Context) -> Result:
         status, reason = Status.SKIP, str(exc)
     except httpx.HTTPError as exc:
         status, reason = Status.FAIL, f"request failed: {exc!r}"
+    except OSError as exc:  # the raw-socket checks
+        status, reason = Status.FAIL, f"connection failed: {exc!r}"
     except Exception as exc:  # a bug in the check itself: report it, keep going with the other rules
         status, reason = Status.FAIL, f"error in the conformance check itself: {exc!r}"
     finally:
