@@ -177,7 +177,12 @@ def concat_final_patch_403(ctx: Context) -> str:
         response = ctx.patch(url, offset, b"!")
         if response.status_code != 403:
             raise ctx.fail(f"PATCH at offset {offset} of a final upload answered {describe(response)}, expected 403")
-    wait_complete(ctx, url, len(WHOLE), timeout_s=0)
+    head = ctx.head(url)
+    if head.headers.get("Upload-Offset") != str(len(WHOLE)) or head.headers.get("Upload-Length") != str(len(WHOLE)):
+        raise ctx.fail(
+            f"after the refused PATCH requests the final upload has Upload-Offset {head.headers.get('Upload-Offset')!r}"
+            f", Upload-Length {head.headers.get('Upload-Length')!r}; expected both to stay {len(WHOLE)}"
+        )
     for part, data in zip(parts, PARTS, strict=True):
         head = ctx.head(part)
         if head.status_code in (200, 204) and head.headers.get("Upload-Offset") != str(len(data)):
