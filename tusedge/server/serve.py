@@ -18,7 +18,9 @@ def hypercorn_config(settings: Settings) -> Config:
     config.bind = [f"{host}:{settings.port}"]
     config.application_path = "tusedge.server.app:app_from_environment()"
     config.workers = settings.workers if settings.workers > 1 else 0  # 0: serve in this process
-    config.loglevel = settings.log_level.upper()
+    # Hypercorn's own log is startup, shutdown and errors only (no access log); it stays at INFO so the
+    # "Running on <url>" line, which scripts and our tests read the port from, is always printed.
+    config.loglevel = "DEBUG" if settings.log_level == "debug" else "INFO"
     config.accesslog = None
     config.errorlog = "-"
     config.graceful_timeout = 5.0

@@ -1,0 +1,165 @@
+"""Merge benchmark (issue 3): time to merge 4 partial uploads totalling SIZE into one final upload,
+against ``cp`` (+ fsync) of a file of the same size on the same disk, in the same run; and the server's
+user-space CPU during the merge (target: no slower than cp, user CPU near zero).
+
+    python -m benchmarks.merge_vs_cp [--size-gib 4] [--reps 3] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+GIB = 1024**3
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tusedge",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--finish-wait-s",
+            "3600",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        match = re.search(r"Running on (http://\S+)", line)
+        if match:
+            return proc, match.group(1) + "/files/"
+    raise RuntimeError("server did not start")
+
+
+def file_chunks(path: Path, offset: int, length: int, block: int = 4 * 1024 * 1024) -> Iterator[bytes]:
+    with path.open("rb", buffering=0) as fh:
+        fh.seek(offset)
+        left = length
+        while left:
+            data = fh.read(min(block, left))
+            if not data:
+                return
+            left -= len(data)
+            yield data
+
+
+def make_source(path: Path, size: int) -> None:
+    block = os.urandom(16 * 1024 * 1024)
+    with path.open("wb") as out:
+        written = 0
+        while written < size:
+            n = min(len(block), size - written)
+            out.write(block[:n])
+            written += n
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def merge_once(client: httpx.Client, endpoint: str, source: Path, size: int, pid: int) -> tuple[float, float, float]:
+    """Upload 4 partials of size/4, then time the final POST (which waits for the merge and its fsync)."""
+    part = size // 4
+    urls = []
+    for index in range(4):
+        length = part if index < 3 else size - 3 * part
+        created = client.post(endpoint, headers={**TUS, "Upload-Length": str(length), "Upload-Concat": "partial"})
+        url = created.headers["Location"]
+        patched = client.patch(
+            url,
+            content=file_chunks(source, index * part, length),
+            headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        )
+        assert patched.status_code == 204, patched.text
+        urls.append(url)
+    os.sync()  # the partials are on disk before the clock starts, as they would be after real uploads
+    user0, sys0 = cpu_seconds(pid)
+    start = time.perf_counter()
+    final = client.post(endpoint, headers={**TUS, "Upload-Concat": "final;" + " ".join(urls)})
+    elapsed = time.perf_counter() - start
+    user1, sys1 = cpu_seconds(pid)
+    assert final.status_code == 201, final.text
+    head = client.head(final.headers["Location"], headers=TUS)
+    assert head.headers.get("Upload-Offset") == str(size), "merge did not finish within the request"
+    client.delete(final.headers["Location"], headers=TUS)
+    return elapsed, user1 - user0, sys1 - sys0
+
+
+def cp_once(source: Path, target: Path) -> float:
+    os.sync()
+    start = time.perf_counter()
+    subprocess.run(["cp", str(source), str(target)], check=True)
+    fd = os.open(target, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    elapsed = time.perf_counter() - start
+    target.unlink()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--size-gib", type=float, default=4.0)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=None, help="work folder on the disk to measure")
+    args = parser.parse_args(argv)
+    size = int(args.size_gib * GIB)
+    work = Path(tempfile.mkdtemp(prefix="tusedge-merge-", dir=args.dir))
+    try:
+        source = work / "source.bin"
+        make_source(source, size)
+        proc, endpoint = start_server(work / "data")
+        merges: list[tuple[float, float, float]] = []
+        copies: list[float] = []
+        try:
+            with httpx.Client(timeout=3600) as client:
+                for _ in range(args.reps):  # interleaved, so both see the same machine
+                    copies.append(cp_once(source, work / "copy.bin"))
+                    merges.append(merge_once(client, endpoint, source, size, proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        merge_s = statistics.median(m[0] for m in merges)
+        cp_s = statistics.median(copies)
+        print(f"size: {size / GIB:.2f} GiB, reps: {args.reps}")
+        print(f"merge (copy_file_range + fdatasync), median: {merge_s:.2f} s = {size / merge_s / 1e6:.0f} MB/s")
+        print(f"cp + fsync, median:                          {cp_s:.2f} s = {size / cp_s / 1e6:.0f} MB/s")
+        print(f"merge / cp time ratio: {merge_s / cp_s:.2f}")
+        print(f"server CPU during merge, median: user {statistics.median(m[1] for m in merges):.2f} s, "
+              f"system {statistics.median(m[2] for m in merges):.2f} s")  # fmt: skip
+        print("runs (merge s, user s, sys s):", [tuple(round(x, 2) for x in m) for m in merges])
+        print("runs (cp s):", [round(c, 2) for c in copies])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
