@@ -8,10 +8,13 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
+from hypercorn.middleware import ProxyFixMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from tusedge.config import Settings
 from tusedge.errors import TusError
@@ -76,12 +79,17 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> ASGIApp:
     """Entry point for Hypercorn workers: the parent process passes the settings in the environment."""
     text = os.environ.get("TUSEDGE_SETTINGS_JSON")
     settings = Settings.from_json(text) if text else Settings.from_env()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    app: ASGIApp = create_app(settings)
+    if settings.trust_proxy:
+        # Behind a reverse proxy: take scheme and host from X-Forwarded-Proto/-Host (one trusted hop), so
+        # Location headers name the URL the client used.
+        app = cast(ASGIApp, ProxyFixMiddleware(cast(Any, app), mode="legacy", trusted_hops=1))
+    return app
 
 
 def configure_logging(level: str) -> None:
