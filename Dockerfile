@@ -1,0 +1,23 @@
+# tusedge: tus 1.0.0 upload server. Serves on 0.0.0.0:1080 with its data in the /data volume.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TUSEDGE_HOST=0.0.0.0 \
+    TUSEDGE_PORT=1080 \
+    TUSEDGE_DATA_DIR=/data
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY tusedge ./tusedge
+COPY conformance ./conformance
+RUN pip install --no-cache-dir . \
+    && useradd --system --uid 10001 --home-dir /data tusedge \
+    && mkdir -p /data && chown tusedge /data
+
+USER tusedge
+VOLUME ["/data"]
+EXPOSE 1080/tcp 1080/udp
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:%s/files/' % os.environ.get('TUSEDGE_PORT', '1080'), method='OPTIONS'))"
+ENTRYPOINT ["tusedge", "serve"]
