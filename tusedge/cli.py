@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the upload server")
     _add_settings_flags(serve)
+    cert = commands.add_parser("cert", help="write a self-signed TLS certificate and key for local HTTPS/HTTP3")
+    cert.add_argument("--out", default="tusedge-tls", metavar="DIR", help="folder for cert.pem and key.pem")
+    cert.add_argument("--host", action="append", default=[], metavar="NAME",
+                      help="extra DNS name or IP (repeatable); localhost, 127.0.0.1, ::1 are always in")  # fmt: skip
+    cert.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     return parser
 
 
@@ -51,4 +56,22 @@ def main(argv: list[str] | None = None) -> int:
         from tusedge.server.serve import serve
 
         return serve(settings)
+    if args.command == "cert":
+        return _cert(args)
     return 2
+
+
+def _cert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tusedge.tls import spki_sha256, write_self_signed
+
+    if args.days < 1:
+        print("tusedge: --days must be at least 1", file=sys.stderr)
+        return 2
+    files = write_self_signed(Path(args.out), args.host, args.days)
+    print(f"certificate: {files.certfile}")
+    print(f"private key: {files.keyfile}")
+    print(f"spki sha256: {spki_sha256(files.certfile.read_bytes())}")
+    print(f"serve with:  tusedge serve --certfile {files.certfile} --keyfile {files.keyfile} [--http3]")
+    return 0
