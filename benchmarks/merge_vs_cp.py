@@ -1,5 +1,5 @@
 """Merge benchmark (issue 3): time to merge 4 partial uploads totalling SIZE into one final upload,
-against ``cp`` (+ fsync) of a file of the same size on the same disk, in the same run; and the server's
+against ``cp`` (+ fsync) of a single upload of the same bytes on the same disk, in the same run; and the server's
 user-space CPU during the merge (target: no slower than cp, user CPU near zero).
 
     python -m benchmarks.merge_vs_cp [--size-gib 4] [--reps 3] [--dir DIR]
@@ -84,22 +84,24 @@ def make_source(path: Path, size: int) -> None:
         os.fsync(out.fileno())
 
 
-def merge_once(client: httpx.Client, endpoint: str, source: Path, size: int, pid: int) -> tuple[float, float, float]:
-    """Upload 4 partials of size/4, then time the final POST (which waits for the merge and its fsync)."""
-    part = size // 4
-    urls = []
-    for index in range(4):
-        length = part if index < 3 else size - 3 * part
-        created = client.post(endpoint, headers={**TUS, "Upload-Length": str(length), "Upload-Concat": "partial"})
-        url = created.headers["Location"]
-        patched = client.patch(
-            url,
-            content=file_chunks(source, index * part, length),
-            headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
-        )
-        assert patched.status_code == 204, patched.text
-        urls.append(url)
-    os.sync()  # the partials are on disk before the clock starts, as they would be after real uploads
+def upload(client: httpx.Client, endpoint: str, source: Path, offset: int, length: int, concat: bool) -> str:
+    headers = {**TUS, "Upload-Length": str(length)}
+    if concat:
+        headers["Upload-Concat"] = "partial"
+    url = client.post(endpoint, headers=headers).headers["Location"]
+    patched = client.patch(
+        url,
+        content=file_chunks(source, offset, length),
+        headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+    )
+    assert patched.status_code == 204, patched.text
+    return url
+
+
+def merge_final(
+    client: httpx.Client, endpoint: str, urls: list[str], size: int, pid: int
+) -> tuple[float, float, float]:
+    """Time the final POST (it waits for the merge and its fsync); return (seconds, user CPU, system CPU)."""
     user0, sys0 = cpu_seconds(pid)
     start = time.perf_counter()
     final = client.post(endpoint, headers={**TUS, "Upload-Concat": "final;" + " ".join(urls)})
@@ -113,7 +115,6 @@ def merge_once(client: httpx.Client, endpoint: str, source: Path, size: int, pid
 
 
 def cp_once(source: Path, target: Path) -> float:
-    os.sync()
     start = time.perf_counter()
     subprocess.run(["cp", str(source), str(target)], check=True)
     fd = os.open(target, os.O_RDONLY)
@@ -122,6 +123,27 @@ def cp_once(source: Path, target: Path) -> float:
     elapsed = time.perf_counter() - start
     target.unlink()
     return elapsed
+
+
+def one_round(
+    client: httpx.Client, endpoint: str, source: Path, size: int, data_dir: Path, pid: int, cp_first: bool
+) -> tuple[tuple[float, float, float], float]:
+    """Upload the same bytes twice through the server, as 4 partials and as one upload, so both copies
+    read files in the same state (freshly uploaded; the first read of such a file is slower than a
+    re-read here), then time the merge of the partials and ``cp`` of the single upload."""
+    part = size // 4
+    urls = [upload(client, endpoint, source, i * part, part if i < 3 else size - 3 * part, True) for i in range(4)]
+    whole = upload(client, endpoint, source, 0, size, False)
+    os.sync()
+    whole_file = data_dir / "uploads" / whole.rsplit("/", 1)[1]
+    if cp_first:
+        copy = cp_once(whole_file, data_dir / "copy.bin")
+        merge = merge_final(client, endpoint, urls, size, pid)
+    else:
+        merge = merge_final(client, endpoint, urls, size, pid)
+        copy = cp_once(whole_file, data_dir / "copy.bin")
+    client.delete(whole, headers=TUS)
+    return merge, copy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         copies: list[float] = []
         try:
             with httpx.Client(timeout=3600) as client:
-                for _ in range(args.reps):  # interleaved, so both see the same machine
-                    copies.append(cp_once(source, work / "copy.bin"))
-                    merges.append(merge_once(client, endpoint, source, size, proc.pid))
+                for rep in range(args.reps):  # interleaved, alternating order, so both see the same machine
+                    merge, copy = one_round(client, endpoint, source, size, work / "data", proc.pid, rep % 2 == 0)
+                    merges.append(merge)
+                    copies.append(copy)
         finally:
             proc.terminate()
             proc.wait(30)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -125,7 +126,15 @@ class Finisher:
                 return
             length = final_length(parts)
             assert length is not None
+            started = time.monotonic()
             await self.store.merge(info.id, [(p.id, p.length or 0) for p in parts])
+            log.info(
+                "upload %s: merged %d parts, %d bytes in %.2f s",
+                info.id,
+                len(parts),
+                length,
+                time.monotonic() - started,
+            )
         assert length is not None
         declared = parse_declared_digest(parse_metadata(info.metadata).get(DIGEST_METADATA_KEY))
         if declared is not None:
@@ -142,10 +151,12 @@ class Finisher:
         if info.concat is ConcatKind.PARTIAL:
             await self.part_completed(info.id)
         if parts and not self.settings.keep_partials:
+            started = time.monotonic()
             for part in parts:
                 await self.repo.update(part.id, now, status=Status.TERMINATED, expires_at=None)
                 await self.store.remove(part.id)
                 await self.locker.forget(part.id)
+            log.info("upload %s: removed %d partial uploads in %.2f s", info.id, len(parts), time.monotonic() - started)
 
     async def _fail(self, info: UploadInfo, reason: str) -> None:
         log.warning("upload %s failed: %s", info.id, reason)

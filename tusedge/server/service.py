@@ -148,7 +148,11 @@ class TusService:
             concat=ConcatKind.FINAL,
             parts=tuple(ids),
         )
-        await self.store.create(info.id, length if ready else None)
+        # The final's file is not preallocated: copy_file_range into preallocated (unwritten) extents
+        # measured 4-5x slower on ext4 than into a fresh file. A free-space check gives the early 507.
+        if length is not None:
+            await self.store.ensure_space(length)
+        await self.store.create(info.id, None)
         try:
             await self.repo.create(info)
         except BaseException:

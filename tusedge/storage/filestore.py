@@ -92,6 +92,12 @@ class FileStore:
         except OSError as exc:
             raise _translate(exc, upload_id) from exc
 
+    async def ensure_space(self, needed: int) -> None:
+        """Refuse early (507) when the file system has less than ``needed`` bytes free."""
+        stat = await run_blocking(os.statvfs, self.directory)
+        if stat.f_bavail * stat.f_frsize < needed:
+            raise InsufficientStorage(f"the server needs {needed} free bytes for this upload")
+
     async def open_writer(self, upload_id: str) -> FileWriter:
         try:
             fd = await run_blocking(fileops.open_write, str(self.path(upload_id)))
