@@ -52,13 +52,6 @@ class UploadInfo:
     def is_final(self) -> bool:
         return self.concat is ConcatKind.FINAL
 
-    @property
-    def received_all(self) -> bool:
-        """Every byte is in (the content may still be finishing: merged or verified)."""
-        return self.status in (Status.COMPLETE, Status.FINISHING, Status.FAILED) and not (
-            self.is_final and self.status is not Status.COMPLETE
-        )
-
     def expired_at(self, now: datetime) -> bool:
         return self.status is Status.ACTIVE and self.expires_at is not None and self.expires_at <= now
 

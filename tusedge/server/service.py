@@ -15,6 +15,7 @@ from tusedge.checksum import new_hasher
 from tusedge.config import Settings
 from tusedge.errors import (
     ChecksumMismatch,
+    ExceedsUploadLength,
     ModifyFinalUpload,
     UploadFailed,
     UploadGone,
@@ -177,6 +178,8 @@ class TusService:
         try:
             info = await self.get(upload_id)
             check_offset(info, request.offset)
+            if info.status is not Status.ACTIVE:
+                return self._append_to_finished(info, request)
             length = resolve_length(info, request.length)
             if length != info.length:
                 check_max_size(length or 0, self.settings.max_size_bytes)
@@ -186,6 +189,17 @@ class TusService:
         finally:
             await lock.release()
         return await self._after_write(info)
+
+    @staticmethod
+    def _append_to_finished(info: UploadInfo, request: AppendChunk) -> UploadInfo:
+        """A PATCH to an upload that has all its bytes: an empty one is answered with the offset (a client
+        making sure it is done); anything more would go past Upload-Length."""
+        if info.status is Status.FAILED:
+            raise UploadFailed(info.error)
+        resolve_length(info, request.length)
+        if request.content_length != 0:
+            raise ExceedsUploadLength("the upload already has all its bytes")
+        return info
 
     async def _after_write(self, info: UploadInfo) -> UploadInfo:
         """Run the finishing steps of an upload that just received its last byte (outside its lock)."""
