@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from starlette.requests import Request
+import anyio
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from tusedge.errors import TusError
@@ -47,8 +48,31 @@ def checksum_status(info: UploadInfo) -> str | None:
     return "pending"
 
 
+# An error answered before the body was read (409, 412, 413 on Content-Length, ...) would be lost if we
+# closed with unread bytes in the socket: the kernel answers them with a reset, which can destroy our
+# response before the client reads it. We read and drop up to this much first (bounded in size and time);
+# a larger body is cut off and its client sees a dropped connection, which tus clients retry with HEAD.
+DRAIN_LIMIT_BYTES = 4 * 1024 * 1024
+DRAIN_TIMEOUT_S = 2.0
+
+
+async def drain_body(request: Request) -> None:
+    if request.method not in ("PATCH", "POST"):
+        return
+    drained = 0
+    with anyio.move_on_after(DRAIN_TIMEOUT_S):
+        try:
+            async for chunk in request.stream():
+                drained += len(chunk)
+                if drained > DRAIN_LIMIT_BYTES:
+                    break
+        except (RuntimeError, ClientDisconnect):  # RuntimeError: the body was already (partly) read
+            pass
+
+
 async def handle_tus_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TusError)
+    await drain_body(request)
     headers = {**exc.headers, "Tus-Resumable": TUS_VERSION}
     if request.method == "HEAD":
         return Response(status_code=exc.status, headers=headers)
