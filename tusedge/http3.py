@@ -50,6 +50,7 @@ class _Exchange:
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
         self.headers: asyncio.Future[list[tuple[bytes, bytes]]] = asyncio.get_running_loop().create_future()
+        self.headers.add_done_callback(_retrieve)
         self.body: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
         self.sender: asyncio.Task[None] | None = None
         self.sending_done = False
@@ -90,7 +91,7 @@ class _H3Protocol(QuicConnectionProtocol):
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ConnectionTerminated):
             reason = event.reason_phrase or f"error {event.error_code:#x}"
-            self.closed_error = httpx.RemoteProtocolError(f"HTTP/3 connection closed: {reason}")
+            self.closed_error = httpx.RemoteProtocolError(f"connection closed: {reason}")
             for exchange in list(self._exchanges.values()):
                 exchange.fail(self.closed_error)
             self._exchanges.clear()
@@ -360,21 +361,46 @@ class H3Transport(httpx.AsyncBaseTransport):
             if self._closed:
                 raise httpx.ConnectError("the transport is closed")
             stack = contextlib.AsyncExitStack()
+            timed_out = False
+            protocol: _H3Protocol | None = None
             try:
-                async with asyncio.timeout(timeout):
-                    protocol = await stack.enter_async_context(
-                        connect(host, port, configuration=self._configuration(), create_protocol=_H3Protocol)
-                    )
-            except TimeoutError:
-                await stack.aclose()
-                raise httpx.ConnectTimeout(f"no QUIC handshake with {host}:{port} in time") from None
+                protocol = cast(
+                    _H3Protocol,
+                    await stack.enter_async_context(
+                        connect(
+                            host,
+                            port,
+                            configuration=self._configuration(),
+                            create_protocol=_H3Protocol,
+                            wait_connected=False,
+                        )
+                    ),
+                )
+
+                # A handshake that takes too long is closed, which fails the wait below. Cancelling the
+                # wait instead would leave aioquic's shielded waiter to fail later, unobserved.
+                def give_up() -> None:
+                    nonlocal timed_out
+                    timed_out = True
+                    if protocol is not None:
+                        protocol.close()
+
+                timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, give_up)
+                protocol.transmit()  # the ClientHello: connect() leaves it to us with wait_connected=False
+                try:
+                    await protocol.wait_connected()
+                finally:
+                    if timer is not None:
+                        timer.cancel()
             except (ConnectionError, OSError) as exc:
                 await stack.aclose()
-                raise httpx.ConnectError(f"QUIC connection to {host}:{port} failed: {exc!r}") from exc
-            h3 = cast(_H3Protocol, protocol)
-            h3.send_buffer_bytes = self._send_buffer_bytes
-            self._connections[key] = _Connection(stack, h3)
-            return h3
+                if timed_out:
+                    raise httpx.ConnectTimeout(f"no QUIC handshake with {host}:{port} in time") from None
+                reason = protocol.closed_error if protocol is not None and protocol.closed_error else exc
+                raise httpx.ConnectError(f"QUIC connection to {host}:{port} failed: {reason}") from exc
+            protocol.send_buffer_bytes = self._send_buffer_bytes
+            self._connections[key] = _Connection(stack, protocol)
+            return protocol
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -398,10 +424,10 @@ async def _close_quietly(connection: _Connection) -> None:
             await connection.stack.aclose()
 
 
-def _retrieve(task: asyncio.Task[None]) -> None:
-    """Mark a body sender's outcome as seen: failures reach the caller through the exchange."""
-    if not task.cancelled():
-        task.exception()
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark an outcome as seen: failures reach the caller through the exchange, or nobody is waiting."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:

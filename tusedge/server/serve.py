@@ -1,22 +1,33 @@
-"""Settings -> Hypercorn Config -> Hypercorn's runner (one process, or ``workers`` processes)."""
+"""Settings -> Hypercorn Config -> Hypercorn's runner (one process, or ``workers`` processes).
+
+Transports (docs/http2-http3.md): plain ``http://`` serves HTTP/1.1 and cleartext HTTP/2 (h2c, by prior
+knowledge or ``Upgrade``). With ``certfile``/``keyfile`` it is ``https://`` with HTTP/2 or HTTP/1.1 chosen by
+ALPN, and ``http3`` adds QUIC on the same port number over UDP, announced by ``Alt-Svc: h3=":PORT"``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import sys
 
 from hypercorn.config import Config
 from hypercorn.run import run
+from starlette.types import ASGIApp
 
 from tusedge.config import Settings
+from tusedge.server import hypercorn_tuning
 from tusedge.state.database import create_engine, create_schema
+
+ALPN_PROTOCOLS = ["h2", "http/1.1"]
 
 
 def hypercorn_config(settings: Settings) -> Config:
     config = Config()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]
-    config.application_path = "tusedge.server.app:app_from_environment()"
+    config.application_path = "tusedge.server.serve:worker_app()"
     config.workers = settings.workers if settings.workers > 1 else 0  # 0: serve in this process
     # Hypercorn's own log is startup, shutdown and errors only (no access log); it stays at INFO so the
     # "Running on <url>" line, which scripts and our tests read the port from, is always printed.
@@ -31,12 +42,45 @@ def hypercorn_config(settings: Settings) -> Config:
         config.worker_class = "uvloop"
     except ImportError:
         config.worker_class = "asyncio"
+    # Read by hypercorn_tuning, which advertises it (Hypercorn alone does not); windows are set there too.
+    config.h2_max_inbound_frame_size = hypercorn_tuning.H2_MAX_FRAME_BYTES
     if settings.certfile:
         config.certfile = settings.certfile
         config.keyfile = settings.keyfile
+        config.alpn_protocols = list(ALPN_PROTOCOLS)
         if settings.http3:
             config.quic_bind = [f"{host}:{settings.port}"]
     return config
+
+
+def bind_same_port(host: str, attempts: int = 50) -> tuple[socket.socket, socket.socket]:
+    """A TCP and a UDP socket bound to the same free port on ``host``.
+
+    ``Alt-Svc: h3=":PORT"`` names one port for both, so with port 0 we cannot let TCP and UDP pick
+    their own: we bind TCP to a free port, then UDP to that number, and retry when UDP is taken.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(attempts):
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind((host, 0))
+            udp.bind((host, tcp.getsockname()[1]))
+        except OSError:
+            tcp.close()
+            udp.close()
+            continue
+        return tcp, udp
+    raise OSError(f"no port on {host} is free for both TCP and UDP")
+
+
+def worker_app() -> ASGIApp:
+    """Hypercorn's entry point in every server process: transport tuning first, then the app."""
+    from tusedge.server.app import app_from_environment
+
+    hypercorn_tuning.install()
+    return app_from_environment()
 
 
 async def _prepare(settings: Settings) -> None:
@@ -50,6 +94,17 @@ async def _prepare(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> int:
+    if settings.http3 and settings.workers > 1:
+        # Hypercorn hands one UDP socket to every worker and the kernel gives each datagram to any of
+        # them, so a QUIC connection's packets would be scattered over processes that do not share state.
+        print("tusedge: http3 needs workers = 1 (QUIC connections cannot be shared by processes)", file=sys.stderr)
+        return 2
     asyncio.run(_prepare(settings))
     os.environ["TUSEDGE_SETTINGS_JSON"] = settings.to_json()
-    return run(hypercorn_config(settings))
+    config = hypercorn_config(settings)
+    if settings.http3 and settings.port == 0:
+        tcp, udp = bind_same_port(settings.host)
+        # Hypercorn adopts already-bound sockets through fd:// binds; detach() hands the descriptors over.
+        config.bind = [f"fd://{tcp.detach()}"]
+        config.quic_bind = [f"fd://{udp.detach()}"]
+    return run(config)
