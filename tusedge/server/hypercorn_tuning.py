@@ -20,12 +20,18 @@ HTTP/3 (``QuicProtocol``, ``H3Protocol``, ``UDPServer``)
     * Body data that arrives after the response (the client sends on while we answer early, e.g. 409)
       raised ``KeyError`` in the datagram loop and ended HTTP/3 for the whole process. We drop it, and
       what the app sends on a stream that is gone.
+    * A request answered before its body was read (e.g. 409, or after waiting for a lock) left the
+      datagram loop blocked for good on the full receive queue of an app that had finished: no more
+      HTTP/3 at all in that process (HTTP/1.1 and HTTP/2 lost just that connection). When an app
+      finishes we empty its queue, which releases the blocked put; the data that follows is dropped.
     * The datagram queue between the socket and the QUIC state machine held 10 packets; while the app
       wrote to disk, later packets were dropped, and QUIC's loss recovery cut throughput to a fifth. We
       queue ``DATAGRAM_QUEUE`` packets and ask for a larger socket receive buffer.
     * The timer task was cancelled and recreated after every packet sent, even when the deadline had
       not moved; we re-arm it only when it changed.
     * aioquic's receive windows start at 1 MiB and double as they fill; we start them larger.
+    * On shutdown the datagram loop only noticed it should stop when a packet came in, so every stop
+      took the whole graceful timeout; it is now nudged until its connections are gone.
 """
 
 from __future__ import annotations
@@ -40,11 +46,12 @@ import h2.settings
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StopSendingReceived, StreamReset
 from hypercorn.asyncio.udp_server import UDPServer
-from hypercorn.events import RawData
+from hypercorn.events import Closed, RawData
 from hypercorn.protocol.events import Body, EndBody, Request, StreamClosed
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h3 import H3Protocol
+from hypercorn.protocol.http_stream import HTTPStream
 from hypercorn.protocol.quic import QuicProtocol
 
 KIB = 1024
@@ -81,8 +88,10 @@ def install() -> None:
     _set(QuicProtocol, "_handle_timer", _quic_handle_timer)
     _set(H3Protocol, "handle", _h3_handle)
     _set(H3Protocol, "stream_send", _wrap_h3_stream_send(H3Protocol.stream_send))
+    _set(HTTPStream, "app_send", _wrap_http_stream_app_send(HTTPStream.app_send))
     _set(UDPServer, "__init__", _wrap_udp_init(UDPServer.__init__))
     _set(UDPServer, "connection_made", _wrap_udp_connection_made(UDPServer.connection_made))
+    _set(UDPServer, "run", _wrap_udp_run(UDPServer.run))
 
 
 def _set(cls: type, name: str, value: Any) -> None:
@@ -193,6 +202,18 @@ def _wrap_h3_stream_send(original: Any) -> Any:
     return stream_send
 
 
+def _wrap_http_stream_app_send(original: Any) -> Any:
+    async def app_send(self: HTTPStream, message: Any) -> None:
+        await original(self, message)
+        if message is None:  # the app has returned and will never read its receive queue again
+            queue = getattr(self.app_put, "__self__", None)  # app_put is the queue's bound put()
+            if isinstance(queue, asyncio.Queue):
+                while not queue.empty():
+                    queue.get_nowait()  # each get wakes a put waiting for room
+
+    return app_send
+
+
 def _wrap_udp_init(original: Any) -> Any:
     def __init__(self: UDPServer, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
@@ -210,3 +231,22 @@ def _wrap_udp_connection_made(original: Any) -> Any:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER_BYTES)
 
     return connection_made
+
+
+def _wrap_udp_run(original: Any) -> Any:
+    async def run(self: UDPServer) -> None:
+        async def nudge() -> None:
+            # The loop checks "terminated and no connections left" only after handling an event.
+            await self.context.terminated.wait()
+            while True:
+                with contextlib.suppress(asyncio.QueueFull):
+                    self.protocol_queue.put_nowait(Closed())
+                await asyncio.sleep(0.1)
+
+        nudger = asyncio.ensure_future(nudge())
+        try:
+            await original(self)
+        finally:
+            nudger.cancel()
+
+    return run
