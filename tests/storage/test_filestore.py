@@ -1,0 +1,185 @@
+"""tusedge.storage.filestore: FileStore and FileWriter on a real tmp dir; errors translated at the store's edge."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import zlib
+from pathlib import Path
+
+import pytest
+
+from tusedge.checksum import Crc32, new_hasher
+from tusedge.errors import ChecksumAlgorithmUnsupported, InsufficientStorage, UploadNotFound
+from tusedge.storage.filestore import FileStore, FileWriter
+
+UPLOAD = "a" * 32
+
+
+def _store(tmp_path: Path, *, preallocate: bool = True, fsync: bool = True) -> FileStore:
+    store = FileStore(tmp_path / "uploads", preallocate=preallocate, fsync=fsync)
+    store.setup()
+    return store
+
+
+def test_setup_creates_the_directory(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "a" / "b")
+    store.setup()
+    store.setup()
+    assert (tmp_path / "a" / "b").is_dir()
+    assert store.path(UPLOAD) == tmp_path / "a" / "b" / UPLOAD
+
+
+@pytest.mark.parametrize(("preallocate", "length", "size"), [(True, 5000, 5000), (False, 5000, 0), (True, None, 0)])
+async def test_create_with_and_without_preallocation(
+    tmp_path: Path, preallocate: bool, length: int | None, size: int
+) -> None:
+    store = _store(tmp_path, preallocate=preallocate)
+    await store.create(UPLOAD, length)
+    assert await store.exists(UPLOAD)
+    assert store.path(UPLOAD).stat().st_size == size
+
+
+async def test_create_never_reuses_an_existing_file(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.path(UPLOAD).write_bytes(b"data")
+    with pytest.raises(FileExistsError):
+        await store.create(UPLOAD, 10)
+    assert store.path(UPLOAD).read_bytes() == b"data"
+
+
+async def test_open_writer_of_missing_upload_is_upload_not_found(tmp_path: Path) -> None:
+    """STYLE habit 10: "FileNotFoundError becomes UploadNotFound inside filestore.py"."""
+    store = _store(tmp_path)
+    with pytest.raises(UploadNotFound) as info:
+        await store.open_writer(UPLOAD)
+    assert info.value.status == 404
+    assert isinstance(info.value.__cause__, FileNotFoundError)
+
+
+async def test_truncate_of_missing_upload_is_upload_not_found(tmp_path: Path) -> None:
+    with pytest.raises(UploadNotFound):
+        await _store(tmp_path).truncate(UPLOAD, 0)
+
+
+async def test_remove_is_idempotent(tmp_path: Path) -> None:
+    """term.204 / STYLE habit 10: deleting an already-missing file succeeds."""
+    store = _store(tmp_path)
+    await store.create(UPLOAD, 10)
+    await store.remove(UPLOAD)
+    assert not await store.exists(UPLOAD)
+    await store.remove(UPLOAD)
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256", "sha512"])
+async def test_writer_writes_batches_and_feeds_the_hasher(tmp_path: Path, algorithm: str) -> None:
+    """sum.ok: the hasher sees exactly the bytes written, in order, so its digest equals hashlib's."""
+    store = _store(tmp_path, preallocate=False)
+    await store.create(UPLOAD, None)
+    rng = random.Random(3)
+    batches = [[rng.randbytes(rng.randint(0, 5000)) for _ in range(rng.randint(1, 50))] for _ in range(20)]
+    hasher = new_hasher(algorithm)
+    writer = await store.open_writer(UPLOAD)
+    offset = 0
+    try:
+        for batch in batches:
+            offset += await writer.write(batch, offset, hasher)
+        await writer.sync()
+    finally:
+        await writer.close()
+    data = b"".join(b"".join(batch) for batch in batches)
+    assert offset == len(data)
+    assert store.path(UPLOAD).read_bytes() == data
+    assert hasher.digest() == hashlib.new(algorithm, data).digest()
+
+
+async def test_crc32_hasher_matches_zlib(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    await store.create(UPLOAD, 30)
+    hasher = Crc32()
+    writer = await store.open_writer(UPLOAD)
+    try:
+        await writer.write([b"0123456789", b"", b"abcdefghijklmnopqrst"], 0, hasher)
+    finally:
+        await writer.close()
+    assert hasher.digest() == zlib.crc32(b"0123456789abcdefghijklmnopqrst").to_bytes(4, "big")
+
+
+def test_unknown_checksum_algorithm_is_400() -> None:
+    """sum.unsupported-400: "If the hash algorithm is not supported by the server, ... 400"."""
+    with pytest.raises(ChecksumAlgorithmUnsupported) as info:
+        new_hasher("sha3-1024")
+    assert info.value.status == 400
+
+
+async def test_writes_at_offsets_fill_a_preallocated_file(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    await store.create(UPLOAD, 10)
+    writer = await store.open_writer(UPLOAD)
+    try:
+        assert await writer.write([b"56789"], 5) == 5
+        assert await writer.write([b"01", b"234"], 0) == 5
+    finally:
+        await writer.close()
+    assert store.path(UPLOAD).read_bytes() == b"0123456789"
+
+
+async def test_full_disk_on_write_is_insufficient_storage() -> None:
+    """ENOSPC becomes a 507 at the store's edge (/dev/full answers every write with ENOSPC)."""
+    writer = FileWriter(UPLOAD, os.open("/dev/full", os.O_WRONLY), fsync=False)
+    try:
+        with pytest.raises(InsufficientStorage) as info:
+            await writer.write([b"abc"], 0)
+    finally:
+        await writer.close()
+    assert info.value.status == 507
+
+
+async def test_ensure_space(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    await store.ensure_space(0)
+    await store.ensure_space(1 << 20)
+    with pytest.raises(InsufficientStorage):
+        await store.ensure_space(2**62)
+
+
+async def test_truncate_trims_preallocated_space(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    await store.create(UPLOAD, 1000)
+    await store.truncate(UPLOAD, 10)
+    assert store.path(UPLOAD).stat().st_size == 10
+
+
+async def test_merge_writes_parts_in_order_and_is_restartable(tmp_path: Path) -> None:
+    """concat.final: its content is the partials in order; the merge always rewrites from offset 0."""
+    store = _store(tmp_path)
+    rng = random.Random(5)
+    parts = {f"{i:032x}": rng.randbytes(size) for i, size in enumerate([1000, 0, 70_000, 1])}
+    for part_id, data in parts.items():
+        store.path(part_id).write_bytes(data + b"trailing bytes past the part's length")
+    final = "f" * 32
+    await store.create(final, 200_000)  # preallocated larger than the result: trimmed by the merge
+    plan = [(part_id, len(data)) for part_id, data in parts.items()]
+    await store.merge(final, plan)
+    expected = b"".join(parts.values())
+    assert store.path(final).read_bytes() == expected
+    await store.merge(final, plan)
+    assert store.path(final).read_bytes() == expected
+    assert await store.digest(final, hashlib.sha256, len(expected)) == hashlib.sha256(expected).digest()
+
+
+async def test_merge_with_a_missing_part_is_upload_not_found(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    await store.create("f" * 32, None)
+    with pytest.raises(UploadNotFound):
+        await store.merge("f" * 32, [("0" * 32, 10)])
+
+
+async def test_digest_of_a_prefix(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    data = random.Random(9).randbytes(10_000)
+    store.path(UPLOAD).write_bytes(data)
+    assert await store.digest(UPLOAD, hashlib.sha1, 4321) == hashlib.sha1(data[:4321]).digest()
+    with pytest.raises(OSError):
+        await store.digest(UPLOAD, hashlib.sha1, 10_001)
