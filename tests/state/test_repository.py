@@ -1,0 +1,205 @@
+"""tusedge.state: UploadRepository against a real SQLite file (WAL), created by create_engine/create_schema."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tusedge.protocol.constants import MAX_INT64
+from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
+from tusedge.state.database import create_engine, create_schema
+from tusedge.state.repository import UploadRepository
+
+NOW = datetime(2025, 3, 1, 12, 0, 0, 123_456, tzinfo=UTC)
+
+
+def _id(n: int) -> str:
+    return f"{n:032x}"
+
+
+def _info(n: int, **changes: object) -> UploadInfo:
+    values: dict[str, object] = {
+        "id": _id(n),
+        "offset": 0,
+        "length": 100,
+        "metadata": None,
+        "status": Status.ACTIVE,
+        "created_at": NOW,
+    }
+    values.update(changes)
+    return UploadInfo(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    await create_schema(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def repo(engine: AsyncEngine) -> UploadRepository:
+    return UploadRepository(engine)
+
+
+async def test_create_schema_is_idempotent(engine: AsyncEngine, repo: UploadRepository) -> None:
+    await repo.create(_info(1))
+    await create_schema(engine)
+    await create_schema(engine)
+    assert await repo.get(_id(1)) == _info(1)
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(engine: AsyncEngine, tmp_path: Path) -> None:
+    """docs/durability.md: WAL (readers never block the writer), synchronous=NORMAL, busy_timeout."""
+    async with engine.connect() as conn:
+        assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+        assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 1
+        assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30000
+    assert (tmp_path / "state.db-wal").exists()
+
+
+async def test_create_then_get_round_trip(repo: UploadRepository) -> None:
+    info = _info(
+        1,
+        offset=MAX_INT64 - 1,
+        length=MAX_INT64,
+        metadata="filename d29ybGQudHh0,flag",
+        expires_at=NOW + timedelta(days=1),
+        concat=ConcatKind.FINAL,
+        parts=(_id(2), _id(3), _id(2)),
+    )
+    await repo.create(info)
+    assert await repo.get(_id(1)) == info
+
+
+async def test_minimal_record_round_trip(repo: UploadRepository) -> None:
+    """A deferred upload: no length, no metadata, no expiry, no concatenation."""
+    info = _info(1, length=None)
+    await repo.create(info)
+    got = await repo.get(_id(1))
+    assert got == info
+    assert got is not None and got.deferred and got.parts == () and got.concat is None
+
+
+async def test_get_of_unknown_id_is_none(repo: UploadRepository) -> None:
+    assert await repo.get(_id(404)) is None
+
+
+async def test_datetimes_come_back_aware_in_utc(repo: UploadRepository) -> None:
+    """The database keeps no time zone; every datetime read back is aware UTC and the same instant."""
+    plus_two = timezone(timedelta(hours=2))
+    created = datetime(2025, 3, 1, 14, 0, tzinfo=plus_two)
+    expires = datetime(2025, 3, 2, 14, 0, 0, 999_999, tzinfo=plus_two)
+    await repo.create(_info(1, created_at=created, expires_at=expires))
+    got = await repo.get(_id(1))
+    assert got is not None
+    assert got.created_at == created
+    assert got.expires_at == expires
+    for moment in (got.created_at, got.expires_at):
+        assert moment is not None and moment.tzinfo is UTC
+    assert got.created_at.hour == 12
+
+
+async def test_update_sets_columns_in_one_commit(repo: UploadRepository) -> None:
+    await repo.create(_info(1, length=None, expires_at=NOW))
+    await repo.update(_id(1), NOW, offset=60, length=60, status=Status.COMPLETE, expires_at=None)
+    got = await repo.get(_id(1))
+    assert got == _info(1, offset=60, length=60, status=Status.COMPLETE, expires_at=None)
+    assert got is not None and got.complete
+
+
+async def test_update_of_unknown_id_changes_nothing(repo: UploadRepository) -> None:
+    await repo.create(_info(1))
+    await repo.update(_id(2), NOW, offset=5)
+    assert await repo.get(_id(2)) is None
+    assert await repo.get(_id(1)) == _info(1)
+
+
+async def test_claim_succeeds_once(repo: UploadRepository) -> None:
+    """Only the request that finds the expected status wins (e.g. ACTIVE -> FINISHING)."""
+    await repo.create(_info(1))
+    assert await repo.claim(_id(1), NOW, Status.ACTIVE, status=Status.FINISHING)
+    assert not await repo.claim(_id(1), NOW, Status.ACTIVE, status=Status.FINISHING)
+    got = await repo.get(_id(1))
+    assert got is not None and got.status is Status.FINISHING
+
+
+async def test_get_many_returns_the_known_ones(repo: UploadRepository) -> None:
+    for n in (1, 2, 3):
+        await repo.create(_info(n, offset=n))
+    got = await repo.get_many([_id(3), _id(1), _id(99)])
+    assert got == {_id(1): _info(1, offset=1), _id(3): _info(3, offset=3)}
+    assert await repo.get_many([]) == {}
+
+
+async def test_expired_selects_active_uploads_past_their_expiry(repo: UploadRepository) -> None:
+    """exp.gone: after expiry the upload answers 404 or 410 and its storage is reclaimed; finished uploads
+    and tombstones are not expired again."""
+    cases = {
+        1: (Status.ACTIVE, NOW - timedelta(seconds=1), True),
+        2: (Status.ACTIVE, NOW, True),
+        3: (Status.ACTIVE, NOW + timedelta(microseconds=1), False),
+        4: (Status.ACTIVE, None, False),
+        5: (Status.COMPLETE, NOW - timedelta(days=1), False),
+        6: (Status.TERMINATED, NOW - timedelta(days=1), False),
+        7: (Status.EXPIRED, NOW - timedelta(days=1), False),
+        8: (Status.FINISHING, NOW - timedelta(days=1), False),
+    }
+    for n, (status, expires_at, _) in cases.items():
+        await repo.create(_info(n, status=status, expires_at=expires_at))
+    expected = {_id(n) for n, (_, _, expired) in cases.items() if expired}
+    assert set(await repo.expired(NOW)) == expected
+    # A caller in another time zone asks about the same instant.
+    assert set(await repo.expired(NOW.astimezone(timezone(timedelta(hours=-5))))) == expected
+    assert len(await repo.expired(NOW, limit=1)) == 1
+
+
+async def test_purge_tombstones_forgets_old_terminated_and_expired(repo: UploadRepository) -> None:
+    old, recent = NOW - timedelta(days=30), NOW + timedelta(seconds=1)
+    await repo.create(_info(1))
+    await repo.update(_id(1), old, status=Status.TERMINATED)
+    await repo.create(_info(2))
+    await repo.update(_id(2), old, status=Status.EXPIRED)
+    await repo.create(_info(3))
+    await repo.update(_id(3), recent, status=Status.TERMINATED)
+    await repo.create(_info(4))
+    await repo.update(_id(4), old, offset=1)  # active and untouched for long: not a tombstone
+    await repo.create(_info(5))
+    await repo.update(_id(5), old, status=Status.COMPLETE)
+    assert await repo.purge_tombstones(NOW) == 2
+    assert await repo.get(_id(1)) is None
+    assert await repo.get(_id(2)) is None
+    assert {n for n in (3, 4, 5) if await repo.get(_id(n)) is not None} == {3, 4, 5}
+    assert await repo.purge_tombstones(NOW) == 0
+
+
+async def test_with_status_and_finals_waiting_for_a_part(repo: UploadRepository) -> None:
+    await repo.create(_info(1, concat=ConcatKind.PARTIAL))
+    await repo.create(_info(2, concat=ConcatKind.PARTIAL))
+    await repo.create(_info(3, length=None, concat=ConcatKind.FINAL, parts=(_id(1), _id(2))))
+    await repo.create(_info(4, length=None, concat=ConcatKind.FINAL, parts=(_id(2),)))
+    await repo.create(_info(5, concat=ConcatKind.FINAL, parts=(_id(1),), status=Status.COMPLETE))
+    assert {info.id for info in await repo.finals_waiting_for(_id(1))} == {_id(3)}
+    assert {info.id for info in await repo.finals_waiting_for(_id(2))} == {_id(3), _id(4)}
+    assert await repo.finals_waiting_for(_id(9)) == []
+    assert {info.id for info in await repo.with_status(Status.COMPLETE)} == {_id(5)}
+
+
+async def test_state_survives_a_new_engine(tmp_path: Path, repo: UploadRepository) -> None:
+    """Offsets are the contract: a committed offset is read back by a fresh engine (as after a restart)."""
+    await repo.create(_info(1))
+    await repo.update(_id(1), NOW, offset=42)
+    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    try:
+        await create_schema(other)
+        got = await UploadRepository(other).get(_id(1))
+    finally:
+        await other.dispose()
+    assert got is not None and got.offset == 42
