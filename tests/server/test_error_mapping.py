@@ -1,0 +1,140 @@
+"""Every TusError leaves through tusedge.server.responses, in one table: status and code per condition.
+
+STYLE habit 1: "Typed errors, mapped once ... Only server/responses.py turns them into responses; anything
+else is logged and becomes a 500 without a traceback in the body." Each case runs through a tiny Starlette
+app with the same exception handlers as ``create_app``."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import tusedge.errors as errors
+from tusedge.errors import TusError
+from tusedge.server.responses import handle_tus_error, handle_unexpected
+
+MAPPING: dict[type[TusError], tuple[int, str]] = {
+    errors.TusError: (400, "ERR_BAD_REQUEST"),
+    errors.InvalidHeader: (400, "ERR_INVALID_HEADER"),
+    errors.InvalidMetadata: (400, "ERR_INVALID_METADATA"),
+    errors.LengthRequired: (400, "ERR_LENGTH_REQUIRED"),
+    errors.LengthAlreadySet: (400, "ERR_LENGTH_ALREADY_SET"),
+    errors.ChecksumAlgorithmUnsupported: (400, "ERR_UNSUPPORTED_CHECKSUM_ALGORITHM"),
+    errors.InvalidConcat: (400, "ERR_INVALID_CONCAT"),
+    errors.ModifyFinalUpload: (403, "ERR_MODIFY_FINAL"),
+    errors.UploadNotFound: (404, "ERR_UPLOAD_NOT_FOUND"),
+    errors.OffsetMismatch: (409, "ERR_MISMATCHED_OFFSET"),
+    errors.UploadNotReady: (409, "ERR_UPLOAD_NOT_READY"),
+    errors.UploadGone: (410, "ERR_UPLOAD_GONE"),
+    errors.UnsupportedVersion: (412, "ERR_UNSUPPORTED_VERSION"),
+    errors.MaxSizeExceeded: (413, "ERR_MAX_SIZE_EXCEEDED"),
+    errors.ExceedsUploadLength: (413, "ERR_EXCEEDS_UPLOAD_LENGTH"),
+    errors.UnsupportedContentType: (415, "ERR_INVALID_CONTENT_TYPE"),
+    errors.UploadFailed: (422, "ERR_UPLOAD_FAILED"),
+    errors.UploadLocked: (423, "ERR_UPLOAD_LOCKED"),
+    errors.UploadInterrupted: (423, "ERR_UPLOAD_INTERRUPTED"),
+    errors.ChecksumMismatch: (460, "ERR_CHECKSUM_MISMATCH"),
+    errors.InsufficientStorage: (507, "ERR_INSUFFICIENT_STORAGE"),
+}
+
+
+def _all_tus_errors() -> set[type[TusError]]:
+    found: set[type[TusError]] = set()
+    pending: list[type[TusError]] = [TusError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls)
+        pending.extend(cls.__subclasses__())
+    defined_here = {cls for _, cls in inspect.getmembers(errors, inspect.isclass) if issubclass(cls, TusError)}
+    return {cls for cls in found if cls.__module__.startswith("tusedge")} | defined_here
+
+
+def _app(exc: Exception) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        raise exc
+
+    return Starlette(
+        routes=[Route("/files/x", endpoint, methods=["GET", "HEAD", "POST", "PATCH", "DELETE"])],
+        exception_handlers={TusError: handle_tus_error, Exception: handle_unexpected},
+    )
+
+
+async def _request(exc: Exception, method: str, content: bytes = b"") -> httpx.Response:
+    transport = httpx.ASGITransport(app=_app(exc), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        return await client.request(method, "/files/x", content=content or None)
+
+
+def test_every_tus_error_is_in_the_table() -> None:
+    """Adding an error without deciding its status and code makes this test fail."""
+    assert _all_tus_errors() == set(MAPPING)
+
+
+@pytest.mark.parametrize(("cls", "status", "code"), [(cls, *sc) for cls, sc in MAPPING.items()], ids=lambda v: str(v))
+def test_error_class_status_and_code(cls: type[TusError], status: int, code: str) -> None:
+    assert cls.status == status
+    assert cls.code == code
+    assert cls().status == status
+    assert "\n" not in cls.default_message and cls.default_message
+
+
+def test_codes_are_unique() -> None:
+    codes = [code for _, code in MAPPING.values()]
+    assert len(codes) == len(set(codes))
+
+
+@pytest.mark.parametrize("cls", list(MAPPING), ids=lambda c: c.__name__)
+async def test_error_becomes_its_status_with_a_one_line_reason(cls: type[TusError]) -> None:
+    """ours.errors: "every 4xx has a one-line reason in its body"; core.resumable-everywhere: every response
+    except those to OPTIONS carries Tus-Resumable: 1.0.0."""
+    response = await _request(cls(), "PATCH", b"some body the route never read")
+    assert response.status_code == MAPPING[cls][0]
+    assert response.text == cls.default_message + "\n"
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+    assert response.headers["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize("cls", list(MAPPING), ids=lambda c: c.__name__)
+async def test_head_error_has_no_body(cls: type[TusError]) -> None:
+    """core.head-missing: HEAD on an unknown upload is 404, and a HEAD response never has a body."""
+    response = await _request(cls(), "HEAD")
+    assert response.status_code == MAPPING[cls][0]
+    assert response.content == b""
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+
+
+async def test_error_headers_reach_the_response() -> None:
+    """core.version-412: 412 "MUST include the Tus-Version header into the response"."""
+    response = await _request(errors.UnsupportedVersion(headers={"Tus-Version": "1.0.0"}), "POST")
+    assert response.status_code == 412
+    assert response.headers["Tus-Version"] == "1.0.0"
+
+
+async def test_status_narrowed_per_instance() -> None:
+    """A final naming a part that does not exist: InvalidConcat, but 404 rather than 400."""
+    response = await _request(errors.InvalidConcat("partial upload x does not exist", status=404), "POST")
+    assert response.status_code == 404
+    assert response.text == "partial upload x does not exist\n"
+    assert errors.InvalidConcat().status == 400
+
+
+async def test_messages_stay_on_one_line() -> None:
+    response = await _request(errors.InvalidHeader("first\nsecond\nthird"), "GET")
+    assert response.text == "first second third\n"
+
+
+async def test_unexpected_error_is_a_logged_500_without_details(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="tusedge"):
+        response = await _request(RuntimeError("secret path /srv/data/x"), "PATCH", b"abc")
+    assert response.status_code == 500
+    assert response.text == "internal server error\n"
+    assert "secret" not in response.text
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+    assert any("secret path" in str(record.exc_info) for record in caplog.records)
