@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -91,6 +92,12 @@ class Settings:
             raise SettingsError("certfile and keyfile go together")
         if self.http3 and not self.certfile:
             raise SettingsError("http3 needs certfile and keyfile (QUIC always uses TLS)")
+        for name in ("expiry_s", "lock_timeout_s", "stale_lock_s", "finish_wait_s", "reaper_interval_s"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise SettingsError(f"{name} must be a finite number of seconds, not negative")
+        if self.reaper_interval_s <= 0:
+            raise SettingsError("reaper_interval_s must be above 0")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise SettingsError("log_level must be debug, info, warning or error")
 
@@ -176,7 +183,7 @@ def _convert(f: dataclasses.Field[Any], value: Any) -> Any:
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(item.strip() for item in items if item.strip())
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SettingsError(f"invalid value for {f.name}: {value!r}") from None
 
 

@@ -19,7 +19,7 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def parse_non_negative_int(name: str, value: str) -> int:
-    value = value.strip()
+    value = value.strip(" \t")  # HTTP's optional whitespace only (RFC 9110, 5.6.3), not str.strip()'s
     if not _DIGITS.fullmatch(value):
         raise InvalidHeader(f"{name} must be a non-negative integer, got {value[:40]!r}")
     number = int(value)
