@@ -12,6 +12,7 @@ import os
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -126,6 +127,38 @@ def test_http3_with_several_workers_is_refused(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "workers" in result.stderr
+
+
+# --- the transport's connections ----------------------------------------------------------------------------
+async def test_quic_handshake_verifies_the_certificate(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """verify=<cert file> trusts our self-signed certificate, the default CA bundle does not, and
+    verify=False skips the check."""
+    server, certfile = h3_server(server_factory, tmp_path)
+    async with httpx.AsyncClient(transport=H3Transport(verify=True), timeout=10) as client:
+        with pytest.raises(httpx.ConnectError, match="certificate"):
+            await client.options(server.url)
+    for verify in (str(certfile), False):
+        async with httpx.AsyncClient(transport=H3Transport(verify=verify), timeout=10) as client:
+            response = await client.options(server.url)
+            assert response.status_code == 204 and response.http_version == "HTTP/3"
+
+
+async def test_no_quic_answer_is_a_connect_timeout() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # holds a UDP port, never answers
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        timeout = httpx.Timeout(10, connect=0.5)
+        async with httpx.AsyncClient(transport=H3Transport(verify=False), timeout=timeout) as client:
+            started = time.monotonic()
+            with pytest.raises(httpx.ConnectTimeout):
+                await client.options(f"https://127.0.0.1:{port}/files/")
+            assert time.monotonic() - started < 5
+
+
+async def test_plain_http_urls_are_not_for_http3() -> None:
+    async with httpx.AsyncClient(transport=H3Transport()) as client:
+        with pytest.raises(httpx.UnsupportedProtocol):
+            await client.options("http://127.0.0.1:1/files/")
 
 
 # --- uploads ----------------------------------------------------------------------------------------------
