@@ -33,13 +33,22 @@ class RawResponse:
 
 
 class RawRequest:
-    """One request on its own connection. The head goes out on construction; the body is up to the caller."""
+    """One request on its own connection (a new one, or ``sock`` when given). The head goes out on construction;
+    the body is up to the caller."""
 
-    def __init__(self, method: str, url: str, headers: Mapping[str, str], timeout_s: float = TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        timeout_s: float = TIMEOUT_S,
+        sock: socket.socket | None = None,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or parts.hostname is None:
             raise ValueError(f"rawhttp speaks plain http:// only, not {url!r}")
-        self.sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout_s)
+        self.sock = sock or socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout_s)
+        self.sock.settimeout(timeout_s)
         lines = [f"{method} {parts.path} HTTP/1.1", f"Host: {parts.netloc}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
@@ -63,8 +72,8 @@ class RawRequest:
     def close(self) -> None:
         self.sock.close()
 
-    def read_response(self, timeout_s: float = TIMEOUT_S) -> RawResponse:
-        """The response head and its Content-Length body (or what arrives until the server closes)."""
+    def read_response(self, timeout_s: float = TIMEOUT_S, *, has_body: bool = True) -> RawResponse:
+        """The response head and its Content-Length body (none for a HEAD request: ``has_body=False``)."""
         self.sock.settimeout(timeout_s)
         data = b""
         while b"\r\n\r\n" not in data:
@@ -78,7 +87,7 @@ class RawRequest:
         for line in header_lines:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        want = int(headers.get("content-length", "0"))
+        want = int(headers.get("content-length", "0")) if has_body else 0
         while len(body) < want:
             chunk = self.sock.recv(65536)
             if not chunk:
