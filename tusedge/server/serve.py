@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 
 from hypercorn.config import Config
 from hypercorn.run import run
@@ -94,11 +93,6 @@ async def _prepare(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> int:
-    if settings.http3 and settings.workers > 1:
-        # Hypercorn hands one UDP socket to every worker and the kernel gives each datagram to any of
-        # them, so a QUIC connection's packets would be scattered over processes that do not share state.
-        print("tusedge: http3 needs workers = 1 (QUIC connections cannot be shared by processes)", file=sys.stderr)
-        return 2
     asyncio.run(_prepare(settings))
     os.environ["TUSEDGE_SETTINGS_JSON"] = settings.to_json()
     config = hypercorn_config(settings)
