@@ -50,6 +50,8 @@ log = logging.getLogger("tusedge")
 
 Clock = Callable[[], datetime]
 
+TOMBSTONE_DAYS = 7  # terminated/expired uploads answer 410 this long, then 404
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -321,5 +323,11 @@ class TusService:
         if removed:
             log.info("removed %d expired upload(s)", removed)
         await self.finisher.resume_pending()
-        await self.repo.purge_tombstones(self.clock() - timedelta(days=7))
+        # Tombstones are forgotten after a week. Their files go (again) first: a crash between a tombstone's
+        # commit and its file's removal in _remove would otherwise leave the file behind for good.
+        before = self.clock() - timedelta(days=TOMBSTONE_DAYS)
+        for upload_id in await self.repo.tombstones(before):
+            await self.store.remove(upload_id)
+            await self.locker.forget(upload_id)
+        await self.repo.purge_tombstones(before)
         return removed

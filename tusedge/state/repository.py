@@ -102,6 +102,16 @@ class UploadRepository:
         async with self.sessions() as session:
             return [_info(row) for row in (await session.scalars(query)).all()]
 
+    async def tombstones(self, before: datetime, limit: int = 1000) -> list[str]:
+        """Ids of terminated and expired uploads last touched before ``before``."""
+        query = (
+            select(UploadRow.id)
+            .where(UploadRow.status.in_([Status.TERMINATED.value, Status.EXPIRED.value]), UploadRow.updated_at < before)
+            .limit(limit)
+        )
+        async with self.sessions() as session:
+            return list((await session.scalars(query)).all())
+
     async def purge_tombstones(self, before: datetime) -> int:
         """Forget terminated and expired uploads last touched before ``before``; they then answer 404."""
         query = delete(UploadRow).where(

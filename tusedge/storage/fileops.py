@@ -10,9 +10,11 @@ IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 COPY_CHUNK = 64 * 1024 * 1024  # bytes per copy_file_range/sendfile call
 
 
-def create(path: str, length: int | None, preallocate: bool) -> None:
+def create(path: str, length: int | None, preallocate: bool, sync_dir: bool = False) -> None:
     """Create an empty file (it must not exist) and, when asked, reserve ``length`` bytes on disk so a
-    full disk fails at creation rather than half-way through a 20 GB upload."""
+    full disk fails at creation rather than half-way through a 20 GB upload. With ``sync_dir`` the new
+    directory entry is made durable too: without it, a power cut could keep the upload's database row
+    (and, later, synced data) while losing the file's name."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
         if preallocate and length:
@@ -26,6 +28,16 @@ def create(path: str, length: int | None, preallocate: bool) -> None:
         os.unlink(path)
         raise
     os.close(fd)
+    if sync_dir:
+        sync_directory(os.path.dirname(path) or ".")
+
+
+def sync_directory(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def open_write(path: str) -> int:

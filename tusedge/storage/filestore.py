@@ -88,7 +88,7 @@ class FileStore:
 
     async def create(self, upload_id: str, length: int | None) -> None:
         try:
-            await run_blocking(fileops.create, str(self.path(upload_id)), length, self.preallocate)
+            await run_blocking(fileops.create, str(self.path(upload_id)), length, self.preallocate, self.fsync)
         except OSError as exc:
             raise _translate(exc, upload_id) from exc
 
