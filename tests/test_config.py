@@ -171,10 +171,11 @@ def test_json_round_trip() -> None:
         fsync=False,
         certfile="/c.pem",
         keyfile="/k.pem",
-        http3=True,
         log_level="debug",
     )
     assert Settings.from_json(settings.to_json()) == settings
+    with_http3 = settings.replace(workers=1, http3=True)
+    assert Settings.from_json(with_http3.to_json()) == with_http3
     assert Settings.from_json(Settings().to_json()) == Settings()
 
 
@@ -250,3 +251,9 @@ def test_database_url_defaults_to_sqlite_in_the_data_folder(tmp_path: Path) -> N
     settings = Settings(data_dir=tmp_path)
     assert settings.effective_database_url == f"sqlite+aiosqlite:///{tmp_path.resolve()}/tusedge.db"
     assert Settings(database_url="postgresql+asyncpg://db/x").effective_database_url == "postgresql+asyncpg://db/x"
+
+
+def test_http3_with_several_workers_is_refused() -> None:
+    """QUIC connections cannot be shared by worker processes (docs/http2-http3.md)."""
+    with pytest.raises(SettingsError, match="workers"):
+        Settings(certfile="/c.pem", keyfile="/k.pem", http3=True, workers=2)
