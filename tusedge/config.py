@@ -75,6 +75,7 @@ class Settings:
         default=False, metadata=_help("trust X-Forwarded-Proto/-Host from a reverse proxy in front")
     )
     log_level: str = field(default="info", metadata=_help("debug, info, warning or error"))
+    ui: bool = field(default=True, metadata=_help("serve the browser upload page at / (its files under /ui/)"))
 
     def __post_init__(self) -> None:
         if not self.base_path.startswith("/") or not self.base_path.endswith("/"):

@@ -25,6 +25,7 @@ from tusedge.server.reaper import run_reaper
 from tusedge.server.responses import handle_tus_error, handle_unexpected
 from tusedge.server.routes import TusEndpoints
 from tusedge.server.service import TusService
+from tusedge.server.ui import UploadPage
 from tusedge.state.database import create_engine, create_schema
 from tusedge.state.repository import UploadRepository
 from tusedge.storage.filestore import FileStore
@@ -69,8 +70,13 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(MethodOverride),
         Middleware(TusResumableHeader),
     ]
+    routes = endpoints.routes()
+    if settings.ui:
+        page = UploadPage(settings)
+        page.warn_if_unbuilt()
+        routes += page.routes()  # after the tus routes: a base path of "/" keeps its own methods
     app = Starlette(
-        routes=endpoints.routes(),
+        routes=routes,
         middleware=middleware,
         exception_handlers={TusError: handle_tus_error, Exception: handle_unexpected},
         lifespan=lifespan,

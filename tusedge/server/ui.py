@@ -1,0 +1,79 @@
+"""The browser upload page (docs/browser.md): ``GET /`` serves it, ``/ui/`` its scripts and styles.
+
+The page drives tus-js-client's browser build against our own upload endpoint. That file is not in the
+repository: ``web/build.mjs`` copies it from the npm package pinned in ``web/package-lock.json`` into
+``static/vendor/``. Without it the page still loads and tells the visitor how to build it, and the
+server logs a warning when it starts.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from tusedge.config import Settings
+
+log = logging.getLogger("tusedge")
+
+PAGE_TEMPLATE = Path(__file__).resolve().parent / "ui.html"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+ASSETS_PATH = "/ui"
+VENDOR_SCRIPT = Path("vendor") / "tus.min.js"
+BUILD_COMMAND = "npm --prefix web ci && npm --prefix web run build"
+
+# Everything the page loads comes from our origin; it talks to the upload endpoint on the same origin.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def render_page(settings: Settings) -> str:
+    """The page's HTML with the upload endpoint (a path on this origin) filled in."""
+    template = PAGE_TEMPLATE.read_text(encoding="utf-8")
+    return template.replace("{{endpoint}}", html.escape(settings.base_path, quote=True)).replace(
+        "{{assets}}", ASSETS_PATH
+    )
+
+
+class UploadPage:
+    """Routes of the upload page. ``static_dir`` holds ``upload.js``, ``upload.css`` and ``vendor/``."""
+
+    def __init__(self, settings: Settings, static_dir: Path = STATIC_DIR) -> None:
+        self.static_dir = static_dir
+        self.html = render_page(settings)
+
+    @property
+    def vendor_script(self) -> Path:
+        return self.static_dir / VENDOR_SCRIPT
+
+    def warn_if_unbuilt(self) -> bool:
+        """Log a warning when tus-js-client was not copied in; True if it is missing."""
+        if self.vendor_script.is_file():
+            return False
+        log.warning(
+            "upload page: %s is missing, so the page at / cannot upload; build it in the source folder with: %s",
+            self.vendor_script,
+            BUILD_COMMAND,
+        )
+        return True
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Mount(ASSETS_PATH, app=StaticFiles(directory=self.static_dir)),
+        ]
+
+    async def page(self, request: Request) -> Response:
+        return HTMLResponse(self.html, headers=PAGE_HEADERS)
