@@ -31,11 +31,11 @@
   // Formatting
 
   function formatBytes(n) {
-    const units = ['B', 'KB', 'MB', 'GB', 'TB']
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
     let value = n
     let unit = 0
-    while (value >= 1000 && unit < units.length - 1) {
-      value /= 1000
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024
       unit += 1
     }
     return `${value.toFixed(unit === 0 || value >= 100 ? 0 : 1)} ${units[unit]}`
