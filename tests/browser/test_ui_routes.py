@@ -64,6 +64,7 @@ def test_page_and_tus_share_the_root_when_the_base_path_is_slash(server_factory:
 def test_missing_library_is_logged_with_the_build_command(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     unbuilt = tmp_path / "static"
     unbuilt.mkdir()
+    shutil.copy(STATIC_DIR / "upload.js", unbuilt / "upload.js")  # our own files, but no vendor/
     page = UploadPage(Settings(data_dir=tmp_path / "data"), static_dir=unbuilt)
     with caplog.at_level(logging.WARNING, logger="tusedge"):
         assert page.warn_if_unbuilt() is True
@@ -92,3 +93,14 @@ def test_page_without_the_library_says_how_to_build_it(
     )
     assert shown["visible"] and shown["disabled"], shown
     assert BUILD_COMMAND in shown["text"], shown["text"]
+
+
+def test_installation_without_the_page_files_serves_no_page_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """E.g. a wheel built without the package data: the server must still start and take uploads."""
+    page = UploadPage(Settings(data_dir=tmp_path / "data"), static_dir=tmp_path, template=tmp_path / "ui.html")
+    with caplog.at_level(logging.WARNING, logger="tusedge"):
+        assert page.warn_if_unbuilt() is True
+    assert "not installed" in caplog.text
+    assert page.routes() == []

@@ -39,27 +39,40 @@ PAGE_HEADERS = {
 }
 
 
-def render_page(settings: Settings) -> str:
+def render_page(settings: Settings, template_path: Path = PAGE_TEMPLATE) -> str:
     """The page's HTML with the upload endpoint (a path on this origin) filled in."""
-    template = PAGE_TEMPLATE.read_text(encoding="utf-8")
+    template = template_path.read_text(encoding="utf-8")
     return template.replace("{{endpoint}}", html.escape(settings.base_path, quote=True)).replace(
         "{{assets}}", ASSETS_PATH
     )
 
 
 class UploadPage:
-    """Routes of the upload page. ``static_dir`` holds ``upload.js``, ``upload.css`` and ``vendor/``."""
+    """Routes of the upload page. ``static_dir`` holds ``upload.js``, ``upload.css`` and ``vendor/``.
 
-    def __init__(self, settings: Settings, static_dir: Path = STATIC_DIR) -> None:
+    An installation without the page's own files (package data left out of a wheel) serves no page and
+    logs why, rather than failing to start: the upload endpoint does not depend on the page.
+    """
+
+    def __init__(self, settings: Settings, static_dir: Path = STATIC_DIR, template: Path = PAGE_TEMPLATE) -> None:
         self.static_dir = static_dir
-        self.html = render_page(settings)
+        self.template = template
+        self.html = render_page(settings, template) if self.installed else ""
+
+    @property
+    def installed(self) -> bool:
+        return self.template.is_file() and (self.static_dir / "upload.js").is_file()
 
     @property
     def vendor_script(self) -> Path:
         return self.static_dir / VENDOR_SCRIPT
 
     def warn_if_unbuilt(self) -> bool:
-        """Log a warning when tus-js-client was not copied in; True if it is missing."""
+        """Log a warning when the page cannot work (not installed, or tus-js-client not copied in)."""
+        if not self.installed:
+            log.warning("upload page: its files are not installed (%s, %s), so / serves no page", self.template,
+                        self.static_dir / "upload.js")  # fmt: skip
+            return True
         if self.vendor_script.is_file():
             return False
         log.warning(
@@ -70,6 +83,8 @@ class UploadPage:
         return True
 
     def routes(self) -> list[BaseRoute]:
+        if not self.installed:
+            return []
         return [
             Route("/", self.page, methods=["GET"]),
             Mount(ASSETS_PATH, app=StaticFiles(directory=self.static_dir)),
