@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from browser_harness import Browser, StaticSite, ensure_page_built, node_with_playwright
+
+from browser.browser_harness import Browser, StaticSite, ensure_page_built, node_with_playwright
 
 
 @pytest.fixture(scope="session")

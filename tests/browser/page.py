@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from browser_harness import Browser
+from browser.browser_harness import Browser
 
 # The row of the file called ``name`` as a plain object (its dataset plus the status line), or null.
 ROW = """(name) => {

@@ -8,9 +8,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-from browser_harness import EXAMPLE_DIR, Browser, StaticSite
 from js_harness import MiB, download_sha256, make_random_file
 from server_process import ServerFactory
+
+from browser.browser_harness import EXAMPLE_DIR, Browser, StaticSite
 
 RESULT = "() => document.body.dataset.result ? { ...document.body.dataset } : null"
 LOADED = "() => !document.getElementById('file').disabled"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_harness import STATIC_DIR, Browser, StaticSite
 from server_process import ServerFactory, ServerProcess
 
+from browser.browser_harness import STATIC_DIR, Browser, StaticSite
 from tusedge.config import Settings
 from tusedge.server.ui import BUILD_COMMAND, UploadPage, render_page
 

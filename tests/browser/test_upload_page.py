@@ -12,10 +12,11 @@ import re
 import time
 from pathlib import Path
 
-from browser_harness import ROOT, Browser
 from js_harness import MiB, download_sha256, make_random_file, tus_head, upload_offset
-from page import row, stored_uploads, wait_done, wait_ready, wait_row
 from server_process import ServerFactory, ServerProcess
+
+from browser.browser_harness import ROOT, Browser
+from browser.page import row, stored_uploads, wait_done, wait_ready, wait_row
 
 SCREENSHOT = ROOT / "docs" / "screenshots" / "upload-page.png"
 
