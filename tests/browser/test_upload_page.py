@@ -12,6 +12,7 @@ import re
 import time
 from pathlib import Path
 
+import httpx
 from js_harness import MiB, download_sha256, make_random_file, tus_head, upload_offset
 from server_process import ServerFactory, ServerProcess
 
@@ -19,6 +20,7 @@ from browser.browser_harness import ROOT, Browser
 from browser.page import row, stored_uploads, wait_done, wait_ready, wait_row
 
 SCREENSHOT = ROOT / "docs" / "screenshots" / "upload-page.png"
+TUS = {"Tus-Resumable": "1.0.0"}
 
 
 def open_page(browser: Browser, server: ServerProcess) -> dict[str, str]:
@@ -171,3 +173,29 @@ def test_pause_stops_sending_and_resume_continues_the_same_upload(
     done = wait_done(browser, source.name, timeout=60)
     assert int(done["resumedFrom"]) >= held and done["creations"] == "4", (done, held)
     assert download_sha256(done["url"]) == (size, digest)
+
+
+def test_cancel_deletes_the_parts_on_the_server_and_forgets_the_upload(
+    browser: Browser, tusedge_server: ServerProcess, tmp_path: Path
+) -> None:
+    source = tmp_path / "mistake.iso"
+    size = 16 * MiB
+    make_random_file(source, size)
+    open_page(browser, tusedge_server)
+    browser.throttle(4_000_000)
+    browser.set_input_files("#file-input", [source])
+    wait_row(browser, source.name, f"Number(r.bytes) > {size // 5}", timeout=60)
+    (stored,) = stored_uploads(browser)
+    part_urls: list[str] = stored["parallelUploadUrls"]
+
+    browser.click("li.upload button.cancel")
+    browser.wait_for("() => document.querySelectorAll('li.upload').length === 0", timeout=10)
+    browser.wait_for("() => !Object.keys(localStorage).some((k) => k.startsWith('tus::'))", timeout=10)
+    deadline = time.monotonic() + 15
+    statuses = [0]
+    while time.monotonic() < deadline:
+        statuses = [httpx.head(url, headers=TUS, timeout=10).status_code for url in part_urls]
+        if all(status in (404, 410) for status in statuses):
+            break
+        time.sleep(0.2)
+    assert all(status in (404, 410) for status in statuses), statuses
