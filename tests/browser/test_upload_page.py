@@ -23,6 +23,20 @@ SCREENSHOT = ROOT / "docs" / "screenshots" / "upload-page.png"
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
+def held_by_server(part_urls: list[str], above: int, timeout: float = 15) -> int:
+    """The bytes the server holds for these parts (sum of HEAD offsets), once it is above ``above``.
+
+    A request cut off by a reload or a pause is committed by the server when it notices the disconnect,
+    which on a busy machine can come a moment after the page has moved on.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        held = sum(upload_offset(url) for url in part_urls)
+        if held > above or time.monotonic() > deadline:
+            return held
+        time.sleep(0.2)
+
+
 def open_page(browser: Browser, server: ServerProcess) -> dict[str, str]:
     assert browser.goto(server.origin + "/") == 200
     return wait_ready(browser)
@@ -96,7 +110,7 @@ def test_reload_and_browser_restart_mid_upload_continue_from_where_the_server_st
     # The page lists what it can continue, before the file is chosen again.
     names = browser.evaluate("() => [...document.querySelectorAll('li.resumable')].map((li) => li.dataset.name)")
     assert names == [source.name]
-    held = sum(upload_offset(url) for url in part_urls)
+    held = held_by_server(part_urls, above=0)
     assert held > 0, "the server kept nothing of the parts sent before the reload"
 
     browser.set_input_files("#file-input", [source])
@@ -109,7 +123,7 @@ def test_reload_and_browser_restart_mid_upload_continue_from_where_the_server_st
     browser.restart()
     open_page(browser, tusedge_server)
     assert [entry["parallelUploadUrls"] for entry in stored_uploads(browser)] == [part_urls]
-    held_again = sum(upload_offset(url) for url in part_urls)
+    held_again = held_by_server(part_urls, above=held)
     assert held_again > held, (held_again, held)
     browser.throttle(8_000_000)
     browser.set_input_files("#file-input", [source])
@@ -166,7 +180,7 @@ def test_pause_stops_sending_and_resume_continues_the_same_upload(
     still = row(browser, source.name)
     assert still is not None and still["state"] == "paused" and still["bytes"] == paused["bytes"], (paused, still)
     (stored,) = stored_uploads(browser)
-    held = sum(upload_offset(url) for url in stored["parallelUploadUrls"])
+    held = held_by_server(stored["parallelUploadUrls"], above=0)
     assert 0 < held < size
 
     browser.click("li.upload button.pause")  # now labelled Resume
