@@ -213,3 +213,20 @@ def test_cancel_deletes_the_parts_on_the_server_and_forgets_the_upload(
             break
         time.sleep(0.2)
     assert all(status in (404, 410) for status in statuses), statuses
+
+
+def test_dropped_file_is_uploaded(browser: Browser, tusedge_server: ServerProcess) -> None:
+    """A drop on the drop zone (a real DragEvent carrying a DataTransfer with a File) starts an upload."""
+    open_page(browser, tusedge_server)
+    browser.evaluate(
+        """() => {
+          const data = new DataTransfer()
+          data.items.add(new File(['dropped ', 'text ü'], 'dropped.txt', { type: 'text/plain' }))
+          const zone = document.getElementById('drop')
+          for (const type of ['dragenter', 'dragover', 'drop']) {
+            zone.dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true }))
+          }
+        }"""
+    )
+    done = wait_done(browser, "dropped.txt", timeout=30)
+    assert httpx.get(done["url"], timeout=10).content == "dropped text ü".encode()
