@@ -1,0 +1,201 @@
+"""``python -m benchmarks``: tusedge against its peers, side by side in one run, figures to docs/benchmarks.md.
+
+Servers run at the same time on 127.0.0.1 and are measured in turn, round-robin per repetition, so a noisy
+moment on this shared machine hits every server alike; tables show medians and tusedge/peer ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.servers import PEERS_SPECS, TUSEDGE, TUSEDGE_NO_FSYNC, RunningServer, ServerSpec, tusedge_workers
+from benchmarks.workloads import GIB, MIB, dd_write, make_random_file, parallel_upload, single_upload, small_uploads
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+
+    mem = next((line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "")
+    disk = run("df", "-h", "/tmp").splitlines()[-1:]
+    return "\n".join(
+        [
+            f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+            f"- CPU: {run('nproc')} cores ({platform.machine()}), {mem.split(':')[-1].strip()} memory",
+            f"- kernel: {platform.release()}; disk: `{disk[0] if disk else '?'}`",
+            f"- Python {platform.python_version()}, Node {run('node', '--version')}",
+        ]
+    )
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n\n")[0] if __doc__ else ""
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repetition (a smoke run)")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--size-mib", type=int, default=1024, help="single-upload size")
+    parser.add_argument("--big", action="store_true", help="also a durable 4 GiB upload against dd conv=fdatasync")
+    parser.add_argument("--no-peers", action="store_true", help="tusedge only")
+    parser.add_argument("--only", action="append", choices=["ceilings", "single", "small", "parallel"], default=[])
+    parser.add_argument("--small-count", type=int, default=1000)
+    parser.add_argument("--parallel-mib", type=int, default=2048)
+    parser.add_argument("--dir", type=Path, default=None, help="work folder on the disk to measure")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.reps, args.size_mib, args.small_count, args.parallel_mib = 1, 8, 20, 16
+    only = set(args.only) or {"ceilings", "single", "small", "parallel"}
+    size = args.size_mib * MIB
+    specs: list[ServerSpec] = [TUSEDGE, TUSEDGE_NO_FSYNC] + ([] if args.no_peers else PEERS_SPECS)
+    work = Path(tempfile.mkdtemp(prefix="tusedge-bench-", dir=args.dir))
+    lines: list[str] = []
+    try:
+        source = work / "source.bin"
+        make_random_file(source, max(size, args.parallel_mib * MIB, 4 * GIB if args.big else 0))
+        out = lines.append
+        out("# Benchmarks\n")
+        out(f"Command: `python -m benchmarks {' '.join(argv if argv is not None else sys.argv[1:])}`\n")
+        out(machine() + "\n")
+        out("Every figure is the median of the repetitions; servers were measured in turn (round-robin) in one run.")
+        out("Only tusedge fsyncs before acknowledging bytes (durable); the peers leave them in the page cache,")
+        out("so `tusedge --no-fsync` is shown too, for a like-for-like comparison.\n")
+
+        if "ceilings" in only:
+            plain, durable = [], []
+            for _ in range(args.reps):
+                plain.append(dd_write(source, work / "dd.bin", durable=False))
+                durable.append(dd_write(source, work / "dd.bin", durable=True))
+            out(f"## Machine ceilings ({size / MIB:.0f} MiB, dd bs=4M to the same disk)\n")
+            out("| what | MB/s |\n| --- | --- |")
+            out(f"| dd (page cache) | {size / med(plain) / 1e6:,.0f} |")
+            out(f"| dd conv=fdatasync (durable) | {size / med(durable) / 1e6:,.0f} |\n")
+            print("\n".join(lines[-5:]), flush=True)
+
+        if "single" in only or "small" in only:
+            servers = [RunningServer(spec, work) for spec in specs]
+            try:
+                if "single" in only:
+                    _single(servers, source, size, args.reps, out)
+                if "small" in only:
+                    _small(servers, args.small_count, args.reps, out)
+            finally:
+                for server in servers:
+                    server.stop()
+        if "parallel" in only:
+            _parallel(work, source, args.parallel_mib * MIB, args.reps, out)
+        if args.big:
+            _big(work, source, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def _single(servers: list[RunningServer], source: Path, size: int, reps: int, out: Callable[[str], None]) -> None:
+    modes = [("one PATCH", size), ("64 MiB PATCHes", 64 * MIB)]
+    results: dict[tuple[str, str], list[tuple[float, float, int]]] = defaultdict(list)
+    for _ in range(reps):
+        for mode, patch_bytes in modes:
+            for server in servers:
+                sample = single_upload(server, source, size, patch_bytes)
+                results[(mode, server.spec.name)].append((sample.mb_per_s(size), sample.cpu_s, sample.peak_rss))
+                print(f"single {mode} {server.spec.name}: {sample.mb_per_s(size):.0f} MB/s", flush=True)
+    out(f"## Single upload of {size / MIB:.0f} MiB over HTTP/1.1\n")
+    out("Sender: plain HTTP/1.1 with `os.sendfile` from a file in the page cache (not the bottleneck).\n")
+    out("| server | mode | MB/s | server CPU s/GiB | server peak RSS | tusedge / this (MB/s) |")
+    out("| --- | --- | --- | --- | --- | --- |")
+    for mode, _ in modes:
+        ours = med([r[0] for r in results[(mode, "tusedge")]])
+        for server in servers:
+            rows = results[(mode, server.spec.name)]
+            speed = med([r[0] for r in rows])
+            cpu = med([r[1] for r in rows]) / (size / GIB)
+            rss = med([float(r[2]) for r in rows]) / MIB
+            out(f"| {server.spec.name} | {mode} | {speed:,.0f} | {cpu:.2f} | {rss:.0f} MiB | {ours / speed:.2f} |")
+    out("")
+
+
+def _small(servers: list[RunningServer], count: int, reps: int, out: Callable[[str], None]) -> None:
+    results: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    bad: dict[str, int] = defaultdict(int)
+    for _ in range(reps):
+        for server in servers:
+            rate, cpu_ms, bad_heads = small_uploads(server, count, 32)
+            results[server.spec.name].append((rate, cpu_ms))
+            bad[server.spec.name] += bad_heads
+            print(f"small {server.spec.name}: {rate:.0f}/s", flush=True)
+    out(f"## Many small uploads: {count} x 64 KiB, 32 at a time (POST + PATCH + HEAD)\n")
+    out("Client: httpx (async) in the benchmark process, on the same 2 cores as the server.\n")
+    out("| server | uploads/s | server CPU ms per upload | tusedge / this | HEADs without the full offset |")
+    out("| --- | --- | --- | --- | --- |")
+    ours = med([r[0] for r in results["tusedge"]])
+    for server in servers:
+        rate = med([r[0] for r in results[server.spec.name]])
+        cpu = med([r[1] for r in results[server.spec.name]])
+        out(f"| {server.spec.name} | {rate:,.0f} | {cpu:.1f} | {ours / rate:.2f} | {bad[server.spec.name]} |")
+    out("")
+
+
+def _parallel(work: Path, source: Path, size: int, reps: int, out: Callable[[str], None]) -> None:
+    rows = []
+    for workers in (1, 2):
+        server = RunningServer(tusedge_workers(workers), work)
+        try:
+            for parts in (1, 2, 4, 8):
+                samples = [parallel_upload(server, source, size, parts, 64 * MIB) for _ in range(reps)]
+                total, merge = med([s[0] for s in samples]), med([s[1] for s in samples])
+                rows.append((workers, parts, size / total / 1e6, merge))
+                print(f"parallel workers={workers} parts={parts}: {size / total / 1e6:.0f} MB/s", flush=True)
+        finally:
+            server.stop()
+    out(f"## Parallel partial uploads + concatenation of {size / MIB:.0f} MiB (tusedge)\n")
+    out("Parts are sent at once (one connection each, 64 MiB PATCHes), then the final POST, which waits for the")
+    out("merge (copy_file_range + fdatasync). MB/s is over the whole: parts and merge.\n")
+    out("| workers | parts | MB/s incl. merge | final POST (merge) s |\n| --- | --- | --- | --- |")
+    for workers, parts, speed, merge in rows:
+        out(f"| {workers} | {parts} | {speed:,.0f} | {merge:.2f} |")
+    out("")
+
+
+def _big(work: Path, source: Path, out: Callable[[str], None]) -> None:
+    size = 4 * GIB
+    dd = dd_write(source, work / "dd.bin", durable=True)
+    server = RunningServer(TUSEDGE, work)
+    try:
+        sample = single_upload(server, source, size, size)
+    finally:
+        server.stop()
+    out("## Durable 4 GiB upload against dd conv=fdatasync\n")
+    out("| what | seconds | MB/s | server peak RSS |\n| --- | --- | --- | --- |")
+    out(f"| dd conv=fdatasync | {dd:.2f} | {size / dd / 1e6:,.0f} | |")
+    out(
+        f"| tusedge, one PATCH | {sample.seconds:.2f} | {sample.mb_per_s(size):,.0f} "
+        f"| {sample.peak_rss / MIB:.0f} MiB |"
+    )
+    out(f"\ntusedge / dd time: {sample.seconds / dd:.2f} (target: within 1.25)\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
