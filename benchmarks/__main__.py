@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         out(machine() + "\n")
         out("Every figure is the median of the repetitions; servers were measured in turn (round-robin) in one run.")
         out("Only tusedge fsyncs before acknowledging bytes (durable); the peers leave them in the page cache,")
-        out("so `tusedge --no-fsync` is shown too, for a like-for-like comparison.\n")
+        out("so `tusedge --no-fsync` is shown too, for a like-for-like comparison. What the figures mean, and the")
+        out("targets they are held against: [performance.md](performance.md).\n")
 
         if "ceilings" in only:
             plain, durable = [], []
