@@ -19,7 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.servers import PEERS_SPECS, TUSEDGE, TUSEDGE_NO_FSYNC, RunningServer, ServerSpec, tusedge_workers
-from benchmarks.workloads import GIB, MIB, dd_write, make_random_file, parallel_upload, single_upload, small_uploads
+from benchmarks.workloads import (
+    GIB,
+    MIB,
+    dd_write,
+    make_random_file,
+    parallel_upload,
+    single_upload,
+    small_uploads,
+    sustained_upload,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024, help="single-upload size")
     parser.add_argument("--big", action="store_true", help="also a durable 4 GiB upload against dd conv=fdatasync")
+    parser.add_argument("--sustained", type=int, default=0, metavar="GIB", help="also a sustained upload of GIB GiB")
     parser.add_argument("--no-peers", action="store_true", help="tusedge only")
     parser.add_argument("--only", action="append", choices=["ceilings", "single", "small", "parallel"], default=[])
     parser.add_argument("--small-count", type=int, default=1000)
@@ -106,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             _parallel(work, source, args.parallel_mib * MIB, args.reps, out)
         if args.big:
             _big(work, source, out)
+        if args.sustained:
+            _sustained(work, source, source.stat().st_size, args.sustained * GIB, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +189,27 @@ def _parallel(work: Path, source: Path, size: int, reps: int, out: Callable[[str
     out("| workers | parts | MB/s incl. merge | final POST (merge) s |\n| --- | --- | --- | --- |")
     for workers, parts, speed, merge in rows:
         out(f"| {workers} | {parts} | {speed:,.0f} | {merge:.2f} |")
+    out("")
+
+
+def _sustained(work: Path, source: Path, source_size: int, total: int, out: Callable[[str], None]) -> None:
+    free = shutil.disk_usage(work).free
+    if free < total + GIB:
+        out(
+            f"## Sustained upload\n\nSkipped: {total / GIB:.0f} GiB needs that much free disk, "
+            f"{free / GIB:.0f} GiB free.\n"
+        )
+        return
+    server = RunningServer(TUSEDGE, work)
+    try:
+        samples = sustained_upload(server, source, source_size, total)
+    finally:
+        server.stop()
+    out(f"## Sustained upload of {total / GIB:.0f} GiB in one PATCH (tusedge, durable)\n")
+    out("Progress is the offset the server has committed (HEAD every 10 s); RSS of the server process.\n")
+    out("| t (s) | MB/s in the window | server RSS |\n| --- | --- | --- |")
+    for t, speed, rss in samples:
+        out(f"| {t:.0f} | {speed:,.0f} | {rss / MIB:.0f} MiB |")
     out("")
 
 

@@ -23,6 +23,11 @@ def create(endpoint: str, length: int, concat: str | None = None) -> str:
 
 def patch_from_file(url: str, path: str, file_offset: int, length: int, upload_offset: int) -> None:
     """PATCH ``length`` bytes of ``path`` (from ``file_offset``) at ``upload_offset``, via sendfile."""
+    patch_chunks(url, path, [(file_offset, length)], length, upload_offset)
+
+
+def patch_chunks(url: str, path: str, chunks: list[tuple[int, int]], length: int, upload_offset: int = 0) -> None:
+    """One PATCH whose body is the given (offset, count) ranges of ``path`` one after another."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=600) as sock:
         head = (
@@ -32,9 +37,10 @@ def patch_from_file(url: str, path: str, file_offset: int, length: int, upload_o
         )
         sock.sendall(head.encode())
         with open(path, "rb") as fh:
-            sent = sock.sendfile(fh, file_offset, length)  # os.sendfile underneath, timeouts handled
-            if sent != length:
-                raise OSError(f"sent {sent} of {length} bytes")
+            for file_offset, count in chunks:
+                sent = sock.sendfile(fh, file_offset, count)  # os.sendfile underneath, timeouts handled
+                if sent != count:
+                    raise OSError(f"sent {sent} of {count} bytes")
         response = http.client.HTTPResponse(sock)
         response.begin()
         assert response.status == 204, f"PATCH {url}: {response.status} {response.read()[:200]!r}"

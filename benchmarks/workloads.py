@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.measure import PeakRss, cpu_seconds
-from benchmarks.sender import TUS, create, upload_file, upload_part
+from benchmarks.measure import PeakRss, cpu_seconds, rss_bytes
+from benchmarks.sender import TUS, create, patch_chunks, upload_file, upload_part
 from benchmarks.servers import RunningServer
 
 MIB = 1024 * 1024
@@ -50,6 +51,42 @@ def single_upload(server: RunningServer, source: Path, size: int, patch_bytes: i
     cpu = cpu_seconds(server.pid) - cpu0
     httpx.delete(url, headers=TUS, timeout=60)
     return Sample(elapsed, cpu, rss.peak)
+
+
+def sustained_upload(
+    server: RunningServer, source: Path, source_size: int, total: int, window_s: float = 10.0
+) -> list[tuple[float, float, int]]:
+    """One upload of ``total`` bytes in a single PATCH (the source file sent again and again), sampled every
+    ``window_s``: (seconds since start, MB/s in the window from the offset the server has committed,
+    server RSS). The server commits every --commit-interval-bytes, so HEAD shows the durable progress."""
+    url = create(server.endpoint, total)
+    chunks = [
+        (off % source_size, min(source_size - off % source_size, total - off)) for off in range(0, total, source_size)
+    ]
+    done = threading.Event()
+    error: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            patch_chunks(url, str(source), chunks, total)
+        except BaseException as exc:  # reported by the caller
+            error.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=send, daemon=True).start()
+    samples: list[tuple[float, float, int]] = []
+    start = time.perf_counter()
+    last_offset, last_t = 0, start
+    while not done.wait(window_s):
+        offset = int(httpx.head(url, headers=TUS, timeout=30).headers["Upload-Offset"])
+        now = time.perf_counter()
+        samples.append((now - start, (offset - last_offset) / (now - last_t) / 1e6, rss_bytes(server.pid)))
+        last_offset, last_t = offset, now
+    if error:
+        raise error[0]
+    httpx.delete(url, headers=TUS, timeout=60)
+    return samples
 
 
 def dd_write(source: Path, target: Path, durable: bool) -> float:
