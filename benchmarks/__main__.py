@@ -7,6 +7,7 @@ moment on this shared machine hits every server alike; tables show medians and t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import shutil
 import statistics
@@ -18,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.link import NS_ADDR, namespace_link, shape
 from benchmarks.servers import PEERS_SPECS, TUSEDGE, TUSEDGE_NO_FSYNC, RunningServer, ServerSpec, tusedge_workers
 from benchmarks.workloads import (
     GIB,
@@ -66,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", action="store_true", help="also a durable 4 GiB upload against dd conv=fdatasync")
     parser.add_argument("--sustained", type=int, default=0, metavar="GIB", help="also a sustained upload of GIB GiB")
     parser.add_argument("--no-peers", action="store_true", help="tusedge only")
-    parser.add_argument("--only", action="append", choices=["ceilings", "single", "small", "parallel"], default=[])
+    parser.add_argument(
+        "--only", action="append", choices=["ceilings", "single", "small", "parallel", "link"], default=[]
+    )
     parser.add_argument("--small-count", type=int, default=1000)
     parser.add_argument("--parallel-mib", type=int, default=2048)
     parser.add_argument("--dir", type=Path, default=None, help="work folder on the disk to measure")
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.reps, args.size_mib, args.small_count, args.parallel_mib = 1, 8, 20, 16
-    only = set(args.only) or {"ceilings", "single", "small", "parallel"}
+    only = set(args.only) or {"ceilings", "single", "small", "parallel", "link"}
     size = args.size_mib * MIB
     specs: list[ServerSpec] = [TUSEDGE, TUSEDGE_NO_FSYNC] + ([] if args.no_peers else PEERS_SPECS)
     work = Path(tempfile.mkdtemp(prefix="tusedge-bench-", dir=args.dir))
@@ -114,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                     server.stop()
         if "parallel" in only:
             _parallel(work, source, args.parallel_mib * MIB, args.reps, out)
+        if "link" in only:
+            _link(work, source, min(256 * MIB, source.stat().st_size), out)
         if args.big:
             _big(work, source, out)
         if args.sustained:
@@ -189,6 +195,34 @@ def _parallel(work: Path, source: Path, size: int, reps: int, out: Callable[[str
     out("| workers | parts | MB/s incl. merge | final POST (merge) s |\n| --- | --- | --- | --- |")
     for workers, parts, speed, merge in rows:
         out(f"| {workers} | {parts} | {speed:,.0f} | {merge:.2f} |")
+    out("")
+
+
+def _link(work: Path, source: Path, size: int, out: Callable[[str], None]) -> None:
+    """1 vs 4 parallel parts over a shaped link into a network namespace (benchmarks/link.py)."""
+    rows = []
+    with contextlib.ExitStack() as stack:
+        try:
+            wrapper = stack.enter_context(namespace_link())
+        except (OSError, subprocess.CalledProcessError) as exc:
+            out(f"## Constrained link\n\nSkipped: network namespaces are not available here ({exc}).\n")
+            return
+        server = RunningServer(TUSEDGE, work, host=NS_ADDR, wrapper=wrapper)
+        stack.callback(server.stop)
+        for kind, rate in (("tbf", 400), ("tbf", 100)):
+            shape(kind, rate)
+            for parts in (1, 4):
+                seconds, _ = parallel_upload(server, source, size, parts, 64 * MIB)
+                rows.append((kind, rate, parts, size / seconds / 1e6))
+                print(f"link {kind} {rate}mbit parts={parts}: {size / seconds / 1e6:.1f} MB/s", flush=True)
+    out(f"## Constrained link: {size / MIB:.0f} MiB over a shaped veth into a network namespace\n")
+    out("`tbf` shapes the whole link, like a slow uplink. Per-flow limits (`fq maxrate`), which is where parallel")
+    out("uploads gain throughput, and added delay (`netem`) are not available in this kernel, so this shows the")
+    out("other half of the story: on a link limited as a whole, 4 parts reach the same rate as 1, and what")
+    out("parallel uploads cost there (more requests, the merge) is small.\n")
+    out("| shaping | rate | parts | MB/s incl. merge |\n| --- | --- | --- | --- |")
+    for kind, rate, parts, speed in rows:
+        out(f"| {kind} (whole link) | {rate} Mbit/s | {parts} | {speed:,.1f} |")
     out("")
 
 

@@ -97,17 +97,21 @@ def tusedge_workers(n: int) -> ServerSpec:
 
 
 class RunningServer:
-    def __init__(self, spec: ServerSpec, work: Path) -> None:
+    def __init__(self, spec: ServerSpec, work: Path, host: str = "127.0.0.1", wrapper: list[str] | None = None) -> None:
+        """``wrapper`` prefixes the command (e.g. ``ip netns exec NS``); ``host`` is where it listens."""
         self.spec = spec
         self.port = free_port()
         self.data = work / f"{spec.name.replace(' ', '_').replace('/', '_').replace('@', '')}-{self.port}"
         self.data.mkdir(parents=True)
         cmd, env = spec.command(self.port, self.data)
+        if host != "127.0.0.1":
+            cmd = [*cmd, "--host", host]
+        cmd = [*(wrapper or []), *cmd]
         self.log = open(self.data.with_suffix(".log"), "w")
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
         )
-        self.endpoint = f"http://127.0.0.1:{self.port}/files/"
+        self.endpoint = f"http://{host}:{self.port}/files/"
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 60) -> None:

@@ -14,3 +14,4 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
     for heading in ("## Machine ceilings", "## Single upload", "## Many small uploads", "## Parallel partial uploads"):
         assert heading in text
     assert "| tusedge | one PATCH |" in text and "| 2 | 8 |" in text
+    assert "## Constrained link" in text  # measured, or skipped with the reason where namespaces are missing
