@@ -65,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, one repetition (a smoke run)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024, help="single-upload size")
-    parser.add_argument("--big", action="store_true", help="also a durable 4 GiB upload against dd conv=fdatasync")
+    parser.add_argument(
+        "--big",
+        action="store_true",
+        help="also 4 GiB single uploads, and a durable 4 GiB upload against dd conv=fdatasync",
+    )
     parser.add_argument("--sustained", type=int, default=0, metavar="GIB", help="also a sustained upload of GIB GiB")
     parser.add_argument("--no-peers", action="store_true", help="tusedge only")
     parser.add_argument(
@@ -111,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if "single" in only:
                     _single(servers, source, size, args.reps, out)
+                    if args.big:  # the same workload at 4 GiB, once (each upload is 4 GiB per server and mode)
+                        _single(servers, source, 4 * GIB, 1, out)
                 if "small" in only:
                     _small(servers, args.small_count, args.reps, out)
             finally:
