@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from tusedge.errors import InvalidConcat, InvalidHeader, InvalidMetadata, LengthRequired
-from tusedge.protocol.constants import MAX_INT64
+from tusedge.protocol.constants import DIGEST_METADATA_KEY, MAX_INT64
+from tusedge.protocol.metadata import parse_metadata
 
 # "Upload-Offset ... MUST be a non-negative integer" / "Upload-Length ... MUST be a non-negative integer".
 # We accept plain ASCII digits only: no sign, no spaces, no "1e3", no unicode digits that int() would take.
@@ -112,6 +113,11 @@ def parse_declared_digest(value: bytes | None) -> ChecksumHeader | None:
         return parse_checksum(value.decode("ascii"))
     except (UnicodeDecodeError, InvalidHeader):
         raise InvalidMetadata("the checksum metadata must be '<algorithm> <base64 digest>'") from None
+
+
+def declared_digest(metadata_header: str | None) -> ChecksumHeader | None:
+    """The whole-file digest an upload's ``Upload-Metadata`` declares, if any."""
+    return parse_declared_digest(parse_metadata(metadata_header).get(DIGEST_METADATA_KEY))
 
 
 # --- concatenation ----------------------------------------------------------------------------------

@@ -22,9 +22,7 @@ from tusedge.config import Settings
 from tusedge.errors import TusError, UploadLocked
 from tusedge.locking.base import Locker
 from tusedge.protocol.concat import final_length
-from tusedge.protocol.constants import DIGEST_METADATA_KEY
-from tusedge.protocol.headers import parse_declared_digest
-from tusedge.protocol.metadata import parse_metadata
+from tusedge.protocol.headers import declared_digest
 from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
 from tusedge.state.repository import UploadRepository
 from tusedge.storage.filestore import FileStore
@@ -136,7 +134,7 @@ class Finisher:
                 time.monotonic() - started,
             )
         assert length is not None
-        declared = parse_declared_digest(parse_metadata(info.metadata).get(DIGEST_METADATA_KEY))
+        declared = declared_digest(info.metadata)
         if declared is not None:
             digest = await self.store.digest(info.id, ALGORITHMS[declared.algorithm], length)
             if digest != declared.digest:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from tusedge.errors import TusError
 from tusedge.protocol.constants import TUS_VERSION, Header
-from tusedge.protocol.headers import format_expires
+from tusedge.protocol.headers import declared_digest, format_expires
 from tusedge.protocol.upload import Status, UploadInfo
 
 log = logging.getLogger("tusedge")
@@ -39,7 +39,7 @@ def upload_headers(info: UploadInfo, *, offset: bool = True) -> dict[str, str]:
 def checksum_status(info: UploadInfo) -> str | None:
     """``Upload-Checksum-Status`` of an upload that declared a whole-file digest: pending, verified or
     mismatch (ours; docs/checksums.md)."""
-    if not info.metadata or not any(pair.strip().split(" ")[0] == "checksum" for pair in info.metadata.split(",")):
+    if declared_digest(info.metadata) is None:
         return None
     if info.status is Status.COMPLETE:
         return "verified"
