@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sustained", type=int, default=0, metavar="GIB", help="also a sustained upload of GIB GiB")
     parser.add_argument("--no-peers", action="store_true", help="tusedge only")
     parser.add_argument(
-        "--only", action="append", choices=["ceilings", "single", "small", "parallel", "link"], default=[]
+        "--only", action="append", choices=["ceilings", "single", "small", "parallel", "link", "transports"], default=[]
     )
     parser.add_argument("--small-count", type=int, default=1000)
     parser.add_argument("--parallel-mib", type=int, default=2048)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.reps, args.size_mib, args.small_count, args.parallel_mib = 1, 8, 20, 16
-    only = set(args.only) or {"ceilings", "single", "small", "parallel", "link"}
+    only = set(args.only) or {"ceilings", "single", "small", "parallel", "link", "transports"}
     size = args.size_mib * MIB
     specs: list[ServerSpec] = [TUSEDGE, TUSEDGE_NO_FSYNC] + ([] if args.no_peers else PEERS_SPECS)
     work = Path(tempfile.mkdtemp(prefix="tusedge-bench-", dir=args.dir))
@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                     server.stop()
         if "parallel" in only:
             _parallel(work, source, args.parallel_mib * MIB, args.reps, out)
+        if "transports" in only:
+            _transports(work, args.size_mib, out)
         if "link" in only:
             _link(work, source, min(256 * MIB, source.stat().st_size), out)
         if args.big:
@@ -202,6 +204,20 @@ def _parallel(work: Path, source: Path, size: int, reps: int, out: Callable[[str
     for workers, parts, speed, merge in rows:
         out(f"| {workers} | {parts} | {speed:,.0f} | {merge:.2f} |")
     out("")
+
+
+def _transports(work: Path, size_mib: int, out: Callable[[str], None]) -> None:
+    """tusedge alone over HTTP/1.1, HTTP/2 and HTTP/3 (TLS for all three), by benchmarks/transports.py."""
+    h3_mib = max(1, min(size_mib, 256))  # HTTP/3 runs at ~30 MB/s: a quarter GiB is enough
+    command = [sys.executable, "-m", "benchmarks.transports", "--size-mib", str(size_mib)]
+    command += ["--h3-size-mib", str(h3_mib), "--dir", str(work)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmarks.transports failed:\n{done.stdout}\n{done.stderr}")
+    table = done.stdout.split("\n\n", 1)[-1].strip()
+    out(f"## HTTP/1.1, HTTP/2 and HTTP/3 (tusedge over TLS, {size_mib} MiB; HTTP/3 {h3_mib} MiB)\n")
+    out("One upload in one PATCH per transport (benchmarks/transports.py; analysis in http2-http3.md).\n")
+    out(table + "\n")
 
 
 def _link(work: Path, source: Path, size: int, out: Callable[[str], None]) -> None:

@@ -15,3 +15,4 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         assert heading in text
     assert "| tusedge | one PATCH |" in text and "| 2 | 8 |" in text
     assert "## Constrained link" in text  # measured, or skipped with the reason where namespaces are missing
+    assert "## HTTP/1.1, HTTP/2 and HTTP/3" in text and "| HTTP/3 (" in text
