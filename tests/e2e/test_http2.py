@@ -17,28 +17,14 @@ import h2.events
 import h2.settings
 import httpx
 from server_process import ServerFactory, ServerProcess
+from tls_servers import https_server
 
-from tusedge.cli import main as tusedge_main
 from tusedge.server.hypercorn_tuning import H2_CONNECTION_WINDOW_BYTES, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES
 from tusedge.tls import ssl_context_for
 
 MiB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {**TUS, "Content-Type": "application/offset+octet-stream"}
-
-
-def make_cert(tmp_path: Path) -> tuple[Path, Path]:
-    """``tusedge cert`` into tmp_path; returns (certfile, keyfile)."""
-    out = tmp_path / "tls"
-    assert tusedge_main(["cert", "--out", str(out)]) == 0
-    return out / "cert.pem", out / "key.pem"
-
-
-def https_server(server_factory: ServerFactory, tmp_path: Path, *flags: str) -> tuple[ServerProcess, Path]:
-    certfile, keyfile = make_cert(tmp_path)
-    server = server_factory("--certfile", str(certfile), "--keyfile", str(keyfile), *flags)
-    assert server.scheme == "https"
-    return server, certfile
 
 
 def h2_client(certfile: Path) -> httpx.AsyncClient:

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 from server_process import ROOT, ServerFactory, ServerProcess
+from tls_servers import https_server, make_cert
 
-from tusedge.cli import main as tusedge_main
 from tusedge.http3 import PIECE_BYTES, UNSENT_LIMIT, H3Transport
 from tusedge.tls import spki_sha256, ssl_context_for
 
@@ -34,18 +34,8 @@ TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {**TUS, "Content-Type": "application/offset+octet-stream"}
 
 
-def make_cert(tmp_path: Path) -> tuple[Path, Path]:
-    """``tusedge cert`` into tmp_path; returns (certfile, keyfile)."""
-    out = tmp_path / "tls"
-    assert tusedge_main(["cert", "--out", str(out)]) == 0
-    return out / "cert.pem", out / "key.pem"
-
-
 def h3_server(server_factory: ServerFactory, tmp_path: Path, *flags: str) -> tuple[ServerProcess, Path]:
-    certfile, keyfile = make_cert(tmp_path)
-    server = server_factory("--certfile", str(certfile), "--keyfile", str(keyfile), "--http3", *flags)
-    assert server.scheme == "https"
-    return server, certfile
+    return https_server(server_factory, tmp_path, "--http3", *flags)
 
 
 def h3_client(certfile: Path, **options: Any) -> httpx.AsyncClient:
