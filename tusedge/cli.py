@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--host", action="append", default=[], metavar="NAME",
                       help="extra DNS name or IP (repeatable); localhost, 127.0.0.1, ::1 are always in")  # fmt: skip
     cert.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    from tusedge.client.cli import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -58,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         return serve(settings)
     if args.command == "cert":
         return _cert(args)
+    if args.command in ("upload", "status"):
+        from tusedge.client.cli import run_status, run_upload
+
+        return run_upload(args) if args.command == "upload" else run_status(args)
     return 2
 
 
