@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tusedge.client.fingerprint import EDGE_BYTES, fingerprint
-from tusedge.client.resume import ResumeStore, default_store_path
+from tusedge.client.resume import ResumeStore, StoredUpload, default_store_path
 
 
 def write(path: Path, data: bytes) -> None:
@@ -50,12 +50,16 @@ def test_changed_mtime_or_size_or_path_changes_fingerprint(tmp_path: Path) -> No
 def test_resume_store_round_trip_per_fingerprint_and_endpoint(tmp_path: Path) -> None:
     store = ResumeStore(tmp_path / "deep" / "uploads.db")
     assert store.get("f1", "http://a/files/") is None
-    store.put("f1", "http://a/files/", ["http://a/files/1", "http://a/files/2"])
-    store.put("f1", "http://b/files/", ["http://b/files/9"])
-    assert store.get("f1", "http://a/files/") == ["http://a/files/1", "http://a/files/2"]
-    assert ResumeStore(tmp_path / "deep" / "uploads.db").get("f1", "http://b/files/") == ["http://b/files/9"]
-    store.put("f1", "http://a/files/", ["http://a/files/3"])
-    assert store.get("f1", "http://a/files/") == ["http://a/files/3"]
+    two = StoredUpload(["http://a/files/1", "http://a/files/2"])
+    store.put("f1", "http://a/files/", two)
+    store.put("f1", "http://b/files/", StoredUpload(["http://b/files/9"]))
+    assert store.get("f1", "http://a/files/") == two
+    assert ResumeStore(tmp_path / "deep" / "uploads.db").get("f1", "http://b/files/") == StoredUpload(
+        ["http://b/files/9"]
+    )
+    joined = StoredUpload(["http://a/files/1", "http://a/files/2"], final="http://a/files/3")
+    store.put("f1", "http://a/files/", joined)
+    assert store.get("f1", "http://a/files/") == joined
     store.remove("f1", "http://a/files/")
     assert store.get("f1", "http://a/files/") is None
 

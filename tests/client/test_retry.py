@@ -9,12 +9,12 @@ import pytest
 from tusedge.client.retry import RetryPolicy, is_retryable_status
 
 
-@pytest.mark.parametrize("status", [409, 423, 429, 500, 502, 503, 504, 507])
+@pytest.mark.parametrize("status", [409, 423, 429, 460, 500, 502, 503, 504, 507])
 def test_transient_statuses_are_retried(status: int) -> None:
     assert is_retryable_status(status)
 
 
-@pytest.mark.parametrize("status", [400, 403, 404, 410, 412, 413, 415, 460])
+@pytest.mark.parametrize("status", [400, 403, 404, 410, 412, 413, 415])
 def test_client_errors_that_cannot_succeed_stop_at_once(status: int) -> None:
     assert not is_retryable_status(status)
 

@@ -1,4 +1,5 @@
-"""One tus upload URL on a server: HEAD and PATCH over an httpx client, parsed with tusedge.protocol."""
+"""Requests on a tus server over an httpx client — OPTIONS, POST, HEAD, PATCH — with answers parsed by
+tusedge.protocol and unexpected statuses raised as TusClientError."""
 
 from __future__ import annotations
 
@@ -7,25 +8,28 @@ from dataclasses import dataclass
 
 import httpx
 
+from tusedge.client.errors import TusClientError
 from tusedge.protocol.constants import OFFSET_OCTET_STREAM, TUS_VERSION, Header
 from tusedge.protocol.headers import parse_length, parse_offset
 
 TUS = {Header.TUS_RESUMABLE.value: TUS_VERSION}
 
 
-class TusClientError(Exception):
-    """The server refused a request; ``status`` and the server's one-line ``reason`` say why."""
+@dataclass(frozen=True)
+class ServerOffer:
+    """What OPTIONS says the server supports."""
 
-    def __init__(self, method: str, url: str, status: int, reason: str) -> None:
-        self.status = status
-        self.reason = reason.strip().splitlines()[0] if reason.strip() else ""
-        super().__init__(f"{method} {url}: {status} {self.reason}".rstrip())
+    extensions: frozenset[str]
+    checksum_algorithms: str | None
+    digest_algorithms: str | None
+    max_size: int | None
 
 
 @dataclass(frozen=True)
 class UploadState:
-    offset: int
+    offset: int | None  # None: a final upload whose parts are still being merged
     length: int | None
+    checksum_status: str | None  # ours: pending / verified / mismatch, when a whole-file digest was declared
 
 
 def _check(response: httpx.Response, method: str, expected: tuple[int, ...]) -> None:
@@ -33,28 +37,42 @@ def _check(response: httpx.Response, method: str, expected: tuple[int, ...]) -> 
         raise TusClientError(method, str(response.url), response.status_code, response.text)
 
 
-async def options(client: httpx.AsyncClient, endpoint: str) -> dict[str, str]:
-    response = await client.options(endpoint)
+async def options(client: httpx.AsyncClient, endpoint: str) -> ServerOffer:
+    response = await client.options(endpoint, headers=TUS)
     _check(response, "OPTIONS", (200, 204))
-    return dict(response.headers)
+    h = response.headers
+    max_size = h.get(Header.TUS_MAX_SIZE)
+    return ServerOffer(
+        extensions=frozenset(e.strip() for e in h.get(Header.TUS_EXTENSION, "").split(",") if e.strip()),
+        checksum_algorithms=h.get(Header.TUS_CHECKSUM_ALGORITHM),
+        digest_algorithms=h.get(Header.TUS_UPLOAD_DIGEST_ALGORITHM),
+        max_size=int(max_size) if max_size and max_size.isdigit() else None,
+    )
 
 
 async def create(client: httpx.AsyncClient, endpoint: str, headers: dict[str, str]) -> str:
     response = await client.post(endpoint, headers={**TUS, **headers})
     _check(response, "POST", (201,))
+    if "Location" not in response.headers:
+        raise TusClientError("POST", endpoint, 201, "the answer has no Location header")
     return str(httpx.URL(endpoint).join(response.headers["Location"]))
 
 
 async def head(client: httpx.AsyncClient, url: str) -> UploadState:
     response = await client.head(url, headers=TUS)
     _check(response, "HEAD", (200, 204))
+    h = response.headers
+    offset = h.get(Header.UPLOAD_OFFSET)
     return UploadState(
-        offset=parse_offset(response.headers.get(Header.UPLOAD_OFFSET)),
-        length=parse_length(response.headers.get(Header.UPLOAD_LENGTH)),
+        offset=parse_offset(offset) if offset is not None else None,
+        length=parse_length(h.get(Header.UPLOAD_LENGTH)),
+        checksum_status=h.get(Header.UPLOAD_CHECKSUM_STATUS),
     )
 
 
-async def patch(client: httpx.AsyncClient, url: str, offset: int, length: int, body: AsyncIterator[bytes]) -> int:
+async def patch(
+    client: httpx.AsyncClient, url: str, offset: int, length: int, body: AsyncIterator[bytes], checksum: str | None
+) -> int:
     """Send ``length`` bytes at ``offset``; return the server's new offset."""
     headers = {
         **TUS,
@@ -62,6 +80,8 @@ async def patch(client: httpx.AsyncClient, url: str, offset: int, length: int, b
         "Content-Type": OFFSET_OCTET_STREAM,
         "Content-Length": str(length),
     }
+    if checksum is not None:
+        headers[Header.UPLOAD_CHECKSUM.value] = checksum
     response = await client.patch(url, content=body, headers=headers)
     _check(response, "PATCH", (204,))
     return parse_offset(response.headers.get(Header.UPLOAD_OFFSET))

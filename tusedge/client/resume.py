@@ -1,5 +1,6 @@
-"""The client's resume store: a small SQLite file mapping (fingerprint, endpoint) to the upload URLs of an
-unfinished upload — one URL, or the partial uploads' URLs in order for a parallel one."""
+"""The client's resume store: a small SQLite file mapping (fingerprint, endpoint) to an unfinished
+upload — its part URLs (one, or the partial uploads' in order for a parallel upload) and, once created,
+the final upload's URL."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ import json
 import os
 import sqlite3
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 
 def default_store_path() -> Path:
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "tusedge" / "uploads.db"
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    parts: list[str]
+    final: str | None = None
 
 
 class ResumeStore:
@@ -28,18 +36,21 @@ class ResumeStore:
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
 
-    def get(self, fingerprint: str, endpoint: str) -> list[str] | None:
+    def get(self, fingerprint: str, endpoint: str) -> StoredUpload | None:
         with closing(self._connect()) as db:
             row = db.execute(
                 "SELECT urls FROM uploads WHERE fingerprint = ? AND endpoint = ?", (fingerprint, endpoint)
             ).fetchone()
-        return None if row is None else list(json.loads(row[0]))
+        if row is None:
+            return None
+        record = json.loads(row[0])
+        return StoredUpload(parts=list(record["parts"]), final=record.get("final"))
 
-    def put(self, fingerprint: str, endpoint: str, urls: list[str]) -> None:
+    def put(self, fingerprint: str, endpoint: str, upload: StoredUpload) -> None:
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT OR REPLACE INTO uploads (fingerprint, endpoint, urls) VALUES (?, ?, ?)",
-                (fingerprint, endpoint, json.dumps(urls)),
+                (fingerprint, endpoint, json.dumps({"parts": upload.parts, "final": upload.final})),
             )
 
     def remove(self, fingerprint: str, endpoint: str) -> None:

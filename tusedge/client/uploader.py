@@ -1,114 +1,107 @@
-"""Uploading a file with tus: sequential, or as N partial uploads joined by the server (concatenation),
-resumable across process restarts through the resume store, with retries per the retry policy.
+"""Uploading with tus: sequentially, or as N partial uploads the server joins (concatenation), resumable
+across process restarts through the resume store, retried per the retry policy, with per-PATCH checksums
+and a whole-file digest when the server offers them.
 
-Memory stays bounded whatever the file size: each PATCH body is read from the file in 1 MiB pieces with
-``os.pread`` in a worker thread, as it is sent.
+Memory stays bounded whatever the file size: each PATCH body is read from the source in pieces of at most
+1 MiB in a worker thread, as it is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import functools
+import threading
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import anyio.to_thread
 import httpx
 
-from tusedge.client import resource
-from tusedge.client.fingerprint import fingerprint
-from tusedge.client.resume import ResumeStore
-from tusedge.client.retry import RetryPolicy, is_retryable_status
-from tusedge.protocol.constants import Extension, Header
+from tusedge.client import checksums, resource
+from tusedge.client.errors import TusClientError, VerificationFailed
+from tusedge.client.progress import Progress
+from tusedge.client.ratelimit import TokenBucket
+from tusedge.client.resume import ResumeStore, StoredUpload
+from tusedge.client.retry import RETRYABLE, Attempts, RetryPolicy
+from tusedge.client.source import Source, open_source
+from tusedge.client.transport import HttpVersion, make_client
+from tusedge.protocol.constants import DIGEST_METADATA_KEY, Extension, Header
 from tusedge.protocol.metadata import format_metadata
 
 PIECE_BYTES = 1024 * 1024
 DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class UploadOptions:
+    parallel: int = 1
+    """Partial uploads at once; used only when the server offers concatenation."""
+    chunk_size: int = DEFAULT_CHUNK_BYTES
+    """Bytes per PATCH request."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Sent with every request (e.g. Authorization)."""
+    resume: bool = True
+    """Look the file up in the resume store and record its upload there."""
+    store_path: Path | None = None
+    """The resume store; default ``$XDG_CACHE_HOME/tusedge/uploads.db``."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_limit: int | None = None
+    """Bytes per second for the whole upload (all parts together); None: as fast as it goes."""
+    checksum: str = "auto"
+    """Per-PATCH Upload-Checksum: "auto" (the best algorithm the server offers), "none", or a name."""
+    digest: bool = True
+    """Declare the whole file's digest at creation when the server verifies it, and wait for its verdict."""
+    http: HttpVersion = "1.1"
+    verify: bool | str = True
+    """TLS: True checks against the system CAs, a path against that PEM file, False not at all."""
+    timeout_s: float = 60.0
+    verify_wait_s: float = 600.0
+    """How long to wait for the server's verdict on the whole-file digest."""
+
+    def __post_init__(self) -> None:
+        if self.parallel < 1 or self.chunk_size < 1 or (self.rate_limit is not None and self.rate_limit < 1):
+            raise ValueError("parallel, chunk_size and rate_limit must be positive")
+
+
 @dataclass
 class UploadResult:
     url: str
     size: int
-    resumed_from: int  # bytes the server already had when this run started
-    bytes_sent: int  # body bytes this run sent (including bytes of PATCHes that failed and were retried)
+    parts: int
+    """Partial uploads used (1: a plain sequential upload)."""
+    resumed_from: int
+    """Bytes the server already had when this run started."""
+    bytes_sent: int
+    """Body bytes this run sent, including those of PATCHes that failed and were sent again."""
+    retries: int
+    checksum: str | None
+    """The per-PATCH checksum algorithm, if any."""
+    digest_status: str | None
+    """The server's verdict on the whole-file digest: "verified", "pending" (still computing when we
+    stopped waiting), or None when no digest was declared or the server does not verify."""
 
 
-async def _read_pieces(path: Path, offset: int, length: int) -> AsyncIterator[bytes]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        done = 0
-        while done < length:
-            piece = await anyio.to_thread.run_sync(os.pread, fd, min(PIECE_BYTES, length - done), offset + done)
-            if not piece:
-                raise OSError(f"{path} ended early")
-            done += len(piece)
-            yield piece
-    finally:
-        os.close(fd)
-
-
+@dataclass
 class _Part:
-    """One upload URL covering bytes [start, start + length) of the file."""
-
-    def __init__(self, url: str, start: int, length: int) -> None:
-        self.url, self.start, self.length = url, start, length
-        self.sent = 0
-
-
-async def _send(client: httpx.AsyncClient, path: Path, part: _Part, chunk: int, retry: RetryPolicy) -> None:
-    """PATCH the part to its end, re-HEADing and continuing from the server's offset after a failure."""
-    offset = (await resource.head(client, part.url)).offset
-    attempt, first_failure = 0, 0.0
-    while offset < part.length:
-        n = min(chunk, part.length - offset)
-        try:
-            offset = await resource.patch(client, part.url, offset, n, _read_pieces(path, part.start + offset, n))
-            part.sent += n
-            attempt = 0
-        except (httpx.TransportError, resource.TusClientError) as exc:
-            if isinstance(exc, resource.TusClientError) and not is_retryable_status(exc.status):
-                raise
-            first_failure = first_failure or time.monotonic()
-            delay = retry.delay(attempt, time.monotonic() - first_failure)
-            if delay is None:
-                raise
-            attempt += 1
-            await asyncio.sleep(delay)
-            offset = await _head_with_retry(client, part.url, retry)
+    index: int
+    url: str
+    start: int
+    length: int
 
 
-async def _head_with_retry(client: httpx.AsyncClient, url: str, retry: RetryPolicy) -> int:
-    attempt, started = 0, time.monotonic()
-    while True:
-        try:
-            return (await resource.head(client, url)).offset
-        except (httpx.TransportError, resource.TusClientError) as exc:
-            if isinstance(exc, resource.TusClientError) and not is_retryable_status(exc.status):
-                raise
-            delay = retry.delay(attempt, time.monotonic() - started)
-            if delay is None:
-                raise
-            attempt += 1
-            await asyncio.sleep(delay)
-
-
-async def _resumable_parts(client: httpx.AsyncClient, urls: list[str], size: int) -> list[_Part] | None:
-    """The stored parts (their number decides the ranges), if the server still has them with the
-    lengths this file needs."""
-    ranges = _ranges(size, len(urls))
-    parts = []
-    for url, (start, length) in zip(urls, ranges, strict=True):
-        try:
-            state = await resource.head(client, url)
-        except (httpx.HTTPError, resource.TusClientError):
-            return None
-        if state.length != length:
-            return None
-        parts.append(_Part(url, start, length))
-    return parts
+async def _all(*awaitables: Awaitable[Any]) -> None:
+    """Await all; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _ranges(size: int, count: int) -> list[tuple[int, int]]:
@@ -116,65 +109,254 @@ def _ranges(size: int, count: int) -> list[tuple[int, int]]:
     return [(i * part, part if i < count - 1 else size - part * (count - 1)) for i in range(count)]
 
 
+class _Run:
+    """One run of one upload."""
+
+    def __init__(
+        self,
+        source: Source,
+        endpoint: str,
+        options: UploadOptions,
+        client: httpx.AsyncClient,
+        store: ResumeStore | None,
+        progress: Progress,
+    ) -> None:
+        self.source, self.endpoint, self.options = source, endpoint, options
+        self.client, self.store, self.progress = client, store, progress
+        self.bucket = TokenBucket(options.rate_limit) if options.rate_limit else None
+        self.attempts = Attempts(options.retry)
+        self.bytes_sent = 0
+        self.resumed_from = 0
+        self.patch_algorithm: str | None = None
+        self._cancel_digest = threading.Event()
+
+    # --- the whole upload ---------------------------------------------------------------------------
+    async def run(self) -> UploadResult:
+        offer = await self.attempts.run(lambda: resource.options(self.client, self.endpoint))
+        size = self.source.size
+        parallel = self.options.parallel if Extension.CONCATENATION in offer.extensions else 1
+        parallel = max(1, min(parallel, size))
+        if Extension.CHECKSUM in offer.extensions:
+            self.patch_algorithm = checksums.choose(offer.checksum_algorithms, self.options.checksum)
+        digest_algorithm = checksums.choose(offer.digest_algorithms, "auto") if self.options.digest else None
+        if DIGEST_METADATA_KEY in self.options.metadata:
+            digest_algorithm = None  # the caller declared it
+
+        key = await anyio.to_thread.run_sync(self.source.fingerprint) if self.store is not None else None
+        stored = self.store.get(key, self.endpoint) if self.store is not None and key else None
+        final_url = await self._existing_final(stored)
+        parts: list[_Part] = []
+        if final_url is None:
+            parts = await self._resumable_parts(stored) if stored else []
+            if not parts:
+                digest = None
+                if digest_algorithm and parallel == 1:  # declared at creation, so computed before
+                    self.progress.phase = f"computing the {digest_algorithm} digest of {self.source.name}"
+                    digest = await self._whole_digest(digest_algorithm)
+                parts = await self._create_parts(parallel, digest_algorithm, digest)
+                if self.store is not None and key:
+                    self.store.put(key, self.endpoint, StoredUpload([p.url for p in parts]))
+            final_url = await self._send_parts(parts, digest_algorithm)
+            if len(parts) > 1 and self.store is not None and key:
+                self.store.put(key, self.endpoint, StoredUpload([p.url for p in parts], final_url))
+        self.progress.phase = "waiting for the server to finish the upload"
+        status = await self._finished(final_url, joined=len(parts) != 1)
+        if self.store is not None and key:
+            self.store.remove(key, self.endpoint)
+        return UploadResult(
+            url=final_url,
+            size=size,
+            parts=max(1, len(parts)),
+            resumed_from=self.resumed_from,
+            bytes_sent=self.bytes_sent,
+            retries=self.attempts.retries,
+            checksum=self.patch_algorithm,
+            digest_status=status,
+        )
+
+    async def _send_parts(self, parts: list[_Part], digest_algorithm: str | None) -> str:
+        """Send every part; for a parallel upload create the final upload (declaring the whole-file digest,
+        computed in the background meanwhile); return the finished upload's URL."""
+        joined = len(parts) > 1
+        digest_task = (
+            asyncio.ensure_future(self._whole_digest(digest_algorithm)) if joined and digest_algorithm else None
+        )
+        self.progress.start(self.source.size, len(parts))
+        try:
+            await _all(*(self._send(part) for part in parts))
+            if not joined:
+                return parts[0].url
+            self.progress.phase = f"joining {len(parts)} parts"
+            digest = await digest_task if digest_task is not None else None
+            return await self._create_final(parts, digest_algorithm, digest)
+        finally:
+            self._cancel_digest.set()
+            if digest_task is not None and not digest_task.done():
+                digest_task.cancel()
+
+    def _metadata(self, digest_algorithm: str | None, digest: bytes | None) -> str:
+        meta = {"filename": self.source.name, **self.options.metadata}
+        if digest_algorithm and digest is not None:
+            meta[DIGEST_METADATA_KEY] = checksums.header_value(digest_algorithm, digest)
+        return format_metadata(meta)
+
+    async def _whole_digest(self, algorithm: str) -> bytes:
+        return await anyio.to_thread.run_sync(
+            checksums.digest, self.source, algorithm, 0, self.source.size, self._cancel_digest, abandon_on_cancel=True
+        )
+
+    async def _create_parts(self, parallel: int, digest_algorithm: str | None, digest: bytes | None) -> list[_Part]:
+        parts = []
+        for index, (start, length) in enumerate(_ranges(self.source.size, parallel)):
+            headers = {Header.UPLOAD_LENGTH.value: str(length)}
+            if parallel > 1:
+                headers[Header.UPLOAD_CONCAT.value] = "partial"
+            else:
+                headers[Header.UPLOAD_METADATA.value] = self._metadata(digest_algorithm, digest)
+            url = await self.attempts.run(functools.partial(resource.create, self.client, self.endpoint, headers))
+            parts.append(_Part(index, url, start, length))
+        return parts
+
+    async def _create_final(self, parts: list[_Part], digest_algorithm: str | None, digest: bytes | None) -> str:
+        headers = {
+            Header.UPLOAD_CONCAT.value: "final;" + " ".join(p.url for p in parts),
+            Header.UPLOAD_METADATA.value: self._metadata(digest_algorithm, digest),
+        }
+        return await self.attempts.run(lambda: resource.create(self.client, self.endpoint, headers))
+
+    async def _existing_final(self, stored: StoredUpload | None) -> str | None:
+        """A stored final upload the server still has (a run that died after creating it)."""
+        if stored is None or stored.final is None:
+            return None
+        try:
+            await self.attempts.run(functools.partial(resource.head, self.client, stored.final))
+        except TusClientError:  # gone (404/410...): start again
+            return None
+        self.resumed_from = self.source.size
+        return stored.final
+
+    async def _resumable_parts(self, stored: StoredUpload) -> list[_Part]:
+        """The stored parts (their number decides the ranges), if the server still has them all with the
+        lengths this file needs; else none."""
+        parts = []
+        for index, (url, (start, length)) in enumerate(
+            zip(stored.parts, _ranges(self.source.size, len(stored.parts)), strict=True)
+        ):
+            try:
+                state = await self.attempts.run(functools.partial(resource.head, self.client, url))
+            except TusClientError:  # gone (404/410...): start again
+                return []
+            if state.length != length:
+                return []
+            parts.append(_Part(index, url, start, length))
+        return parts
+
+    # --- one part -----------------------------------------------------------------------------------
+    async def _send(self, part: _Part) -> None:
+        """PATCH the part to its end; after a failure, HEAD and continue from the server's offset."""
+        attempts = Attempts(self.options.retry)
+        try:
+            offset = await self._offset(part, attempts)
+            self.resumed_from += offset
+            self.progress.resume(part.index, offset)
+            while offset < part.length:
+                n = min(self.options.chunk_size, part.length - offset)
+                try:
+                    checksum = await self._chunk_checksum(part.start + offset, n)
+                    body = self._body(part, offset, n)
+                    offset = await resource.patch(self.client, part.url, offset, n, body, checksum)
+                except RETRYABLE as exc:
+                    await attempts.failed(exc)
+                    offset = await self._offset(part, attempts)
+                    continue
+                attempts.succeeded()
+                self.progress.set(part.index, offset)
+        finally:
+            self.attempts.retries += attempts.retries
+
+    async def _offset(self, part: _Part, attempts: Attempts) -> int:
+        state = await attempts.run(lambda: resource.head(self.client, part.url))
+        offset = state.offset or 0
+        self.progress.set(part.index, offset)
+        return offset
+
+    async def _chunk_checksum(self, start: int, n: int) -> str | None:
+        if self.patch_algorithm is None:
+            return None
+        value = await anyio.to_thread.run_sync(checksums.digest, self.source, self.patch_algorithm, start, n)
+        return checksums.header_value(self.patch_algorithm, value)
+
+    async def _body(self, part: _Part, offset: int, n: int) -> AsyncIterator[bytes]:
+        piece = self.bucket.piece_size(PIECE_BYTES) if self.bucket else PIECE_BYTES
+        done = 0
+        while done < n:
+            k = min(piece, n - done)
+            if self.bucket is not None:
+                await self.bucket.take(k)
+            data = await anyio.to_thread.run_sync(self.source.read, part.start + offset + done, k)
+            done += k
+            self.bytes_sent += k
+            self.progress.advance(part.index, k)
+            yield data
+
+    async def _finished(self, url: str, *, joined: bool) -> str | None:
+        """Wait (bounded by ``verify_wait_s``) while a joined upload is still being merged (no Upload-Offset
+        yet) or the server's verdict on the whole-file digest is pending; raise on a mismatch."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.verify_wait_s
+        delay = 0.05
+        while True:
+            state = await self.attempts.run(functools.partial(resource.head, self.client, url))
+            busy = (joined and state.offset is None) or state.checksum_status == "pending"
+            if not busy or loop.time() >= deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 1.5)
+        if state.checksum_status == "mismatch":
+            raise VerificationFailed(f"{url}: the server's digest of the upload differs from this file's")
+        return state.checksum_status
+
+
 async def upload(
-    path: str | Path,
+    source: str | Path | BinaryIO | Source,
     endpoint: str,
+    options: UploadOptions | None = None,
     *,
-    parallel: int = 1,
-    chunk_size: int = DEFAULT_CHUNK_BYTES,
-    metadata: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-    resume: bool = True,
     store: ResumeStore | None = None,
-    retry: RetryPolicy | None = None,
     client: httpx.AsyncClient | None = None,
+    progress: Progress | None = None,
 ) -> UploadResult:
-    """Upload ``path`` to the tus creation URL ``endpoint``; return the final upload's URL and counts."""
-    path = Path(path)
-    size = path.stat().st_size
-    retry = retry or RetryPolicy()
-    meta = {"filename": path.name, **(metadata or {})}
+    """Upload ``source`` (a path, a seekable binary file object, or a Source) to the tus creation URL
+    ``endpoint``; return the finished upload's URL and what this run did.
+
+    ``store`` overrides ``options.store_path``; ``client`` replaces the transport the options describe
+    (its headers and TLS settings are then the caller's); ``progress`` is updated as bytes go out.
+    """
+    options = options or UploadOptions()
+    src = open_source(source)
     own_client = client is None
-    client = client or httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(60, read=600))
+    http = client or make_client(
+        options.http, verify=options.verify, headers=options.headers, timeout_s=options.timeout_s
+    )
+    if options.resume and store is None:
+        store = await anyio.to_thread.run_sync(ResumeStore, options.store_path)
     try:
-        extensions = (await resource.options(client, endpoint)).get(Header.TUS_EXTENSION.lower(), "")
-        if Extension.CONCATENATION not in [e.strip() for e in extensions.split(",")] or size < parallel:
-            parallel = 1
-        key = fingerprint(path) if resume else ""
-        store = store or (ResumeStore() if resume else None)
-        urls = store.get(key, endpoint) if store is not None else None
-        parts = await _resumable_parts(client, urls, size) if urls else None
-        if parts is None:
-            concat = {"Upload-Concat": "partial"} if parallel > 1 else {}
-            created = []
-            for start, length in _ranges(size, parallel):
-                create_headers = {"Upload-Length": str(length), **concat}
-                if parallel == 1:
-                    create_headers["Upload-Metadata"] = format_metadata(meta)
-                created.append(_Part(await resource.create(client, endpoint, create_headers), start, length))
-            parts = created
-            if store is not None:
-                store.put(key, endpoint, [p.url for p in parts])
-        resumed_from = 0
-        for part in parts:
-            resumed_from += (await resource.head(client, part.url)).offset
-        await asyncio.gather(*(_send(client, path, p, chunk_size, retry) for p in parts))
-        if len(parts) > 1:
-            final_headers = {
-                "Upload-Concat": "final;" + " ".join(p.url for p in parts),
-                "Upload-Metadata": format_metadata(meta),
-            }
-            url = await resource.create(client, endpoint, final_headers)
-        else:
-            url = parts[0].url
-        if store is not None:
-            store.remove(key, endpoint)
-        return UploadResult(url, size, resumed_from, sum(p.sent for p in parts))
+        run = _Run(src, endpoint, options, http, store if options.resume else None, progress or Progress())
+        return await run.run()
     finally:
         if own_client:
-            await client.aclose()
+            await http.aclose()
+        if src is not source:
+            src.close()
 
 
-def upload_sync(path: str | Path, endpoint: str, **options: object) -> UploadResult:
+def upload_sync(
+    source: str | Path | BinaryIO | Source,
+    endpoint: str,
+    options: UploadOptions | None = None,
+    *,
+    store: ResumeStore | None = None,
+    progress: Progress | None = None,
+) -> UploadResult:
     """:func:`upload` for code that is not async."""
-    return asyncio.run(upload(path, endpoint, **options))  # type: ignore[arg-type]
+    return asyncio.run(upload(source, endpoint, options, store=store, progress=progress))

@@ -1,0 +1,52 @@
+"""Checksums the client sends: ``Upload-Checksum`` on each PATCH (tus checksum extension) and the digest
+of the whole file declared at creation in the ``checksum`` metadata (tusedge's whole-file verification,
+advertised in ``Tus-Upload-Digest-Algorithm``; docs/checksums.md)."""
+
+from __future__ import annotations
+
+import base64
+import threading
+
+from tusedge.checksum import ALGORITHMS
+from tusedge.client.errors import ClientError
+from tusedge.client.source import Source
+
+# Strongest first among those equally cheap: SHA-256 runs in hardware (SHA-NI) on current x86 and ARM.
+PREFERENCE = ("sha256", "sha1", "sha512", "md5", "crc32")
+READ_BYTES = 8 * 1024 * 1024
+
+
+def offered(header: str | None) -> list[str]:
+    return [name.strip().lower() for name in (header or "").split(",") if name.strip()]
+
+
+def choose(header: str | None, wanted: str) -> str | None:
+    """The algorithm to use: ``wanted`` is "auto" (the preferred one the server offers, or none when it
+    offers none), "none", or a name the server must offer."""
+    names = offered(header)
+    if wanted == "none":
+        return None
+    if wanted == "auto":
+        return next((name for name in PREFERENCE if name in names), None)
+    if wanted not in names or wanted not in ALGORITHMS:
+        raise ClientError(f"the server does not offer checksum algorithm {wanted!r} (it offers {names or 'none'})")
+    return wanted
+
+
+def digest(source: Source, algorithm: str, start: int, length: int, cancel: threading.Event | None = None) -> bytes:
+    """Digest of bytes [start, start + length) of ``source``; blocking (run it in a worker thread —
+    hashlib releases the GIL on large buffers). Stops with ClientError when ``cancel`` is set."""
+    hasher = ALGORITHMS[algorithm]()
+    done = 0
+    while done < length:
+        if cancel is not None and cancel.is_set():
+            raise ClientError("digest cancelled")
+        piece = source.read(start + done, min(READ_BYTES, length - done))
+        hasher.update(piece)
+        done += len(piece)
+    return hasher.digest()
+
+
+def header_value(algorithm: str, value: bytes) -> str:
+    """``<algorithm> <base64 digest>``, the Upload-Checksum format (and our ``checksum`` metadata)."""
+    return f"{algorithm} {base64.b64encode(value).decode('ascii')}"
