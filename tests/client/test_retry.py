@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from tusedge.client.retry import RetryPolicy, is_retryable_status
+from tusedge.client.errors import GaveUp, TusClientError
+from tusedge.client.retry import Attempts, RetryPolicy, is_retryable_status
 
 
 @pytest.mark.parametrize("status", [409, 423, 429, 460, 500, 502, 503, 504, 507])
@@ -47,3 +51,60 @@ def test_gives_up_when_the_time_budget_is_spent_and_never_waits_past_it() -> Non
 def test_negative_limits_are_refused() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=-1)
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_attempts_retry_transient_failures_then_give_up_naming_the_last() -> None:
+    t = FakeTime()
+    attempts = Attempts(RetryPolicy(max_attempts=3, base_delay_s=1, rng=random.Random(1)), clock=t.clock, sleep=t.sleep)
+    calls = 0
+
+    async def always_503() -> None:
+        nonlocal calls
+        calls += 1
+        raise TusClientError("PATCH", "u", 503, "busy")
+
+    with pytest.raises(GaveUp, match=r"gave up after 3 retries.*503 busy") as caught:
+        asyncio.run(attempts.run(always_503))
+    assert calls == 4 and len(t.sleeps) == 3 and attempts.retries == 3
+    assert isinstance(caught.value.__cause__, TusClientError)
+
+
+def test_attempts_stop_at_once_on_a_client_error_that_cannot_succeed() -> None:
+    t = FakeTime()
+    attempts = Attempts(RetryPolicy(), clock=t.clock, sleep=t.sleep)
+
+    async def too_large() -> None:
+        raise TusClientError("POST", "u", 413, "too large")
+
+    with pytest.raises(TusClientError, match="413"):
+        asyncio.run(attempts.run(too_large))
+    assert t.sleeps == []
+
+
+def test_a_success_gives_the_next_failures_a_fresh_budget() -> None:
+    t = FakeTime()
+    attempts = Attempts(RetryPolicy(max_attempts=1, base_delay_s=0.1), clock=t.clock, sleep=t.sleep)
+    results: Iterator[Exception | str] = iter([httpx.ConnectError("x"), "ok", httpx.ConnectError("y"), "ok again"])
+
+    async def flaky() -> str:
+        item = next(results)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    assert asyncio.run(attempts.run(flaky)) == "ok"
+    assert asyncio.run(attempts.run(flaky)) == "ok again"
+    assert attempts.retries == 2

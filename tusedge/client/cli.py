@@ -60,6 +60,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     up.add_argument("--no-resume", action="store_true", help="do not look up or record this file's upload")
     up.add_argument("--store", type=Path, default=None, help="resume store (default: the user's cache dir)")
     up.add_argument("--quiet", action="store_true", help="no progress output")
+    up.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS",
+                    help="seconds between progress lines when stderr is not a terminal (default 5)")  # fmt: skip
     status = commands.add_parser("status", help="show an upload's offset, length, metadata and expiry")
     status.add_argument("url")
     status.add_argument("--cacert", metavar="PEM")
@@ -84,8 +86,8 @@ def _options(args: argparse.Namespace) -> UploadOptions:
         if not sep or not name.strip():
             raise ValueError(f"--header wants NAME:VALUE, not {item!r}")
         headers[name.strip()] = value.strip()
-    if args.retries < 0 or args.retry_time < 0:
-        raise ValueError("--retries and --retry-time must not be negative")
+    if args.retries < 0 or args.retry_time < 0 or args.progress_interval <= 0:
+        raise ValueError("--retries and --retry-time must not be negative, --progress-interval positive")
     http: HttpVersion = args.http
     return UploadOptions(
         parallel=args.parallel,
@@ -120,7 +122,7 @@ async def _upload_with_progress(args: argparse.Namespace, options: UploadOptions
 
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     progress = Progress()
-    printer = ProgressPrinter(progress, sys.stderr)
+    printer = ProgressPrinter(progress, sys.stderr, interval_s=args.progress_interval)
     printing = None if args.quiet else asyncio.ensure_future(printer.run())
     try:
         result = await upload(args.file, args.url, options, progress=progress)
@@ -180,8 +182,8 @@ def run_upload(args: argparse.Namespace) -> int:
     if not args.quiet:
         rate = result.bytes_sent / elapsed / 1e6 if elapsed > 0 else 0.0
         details = [
-            f"{result.parts} part{'s' if result.parts > 1 else ''}",
-            f"{format_bytes(result.resumed_from)} already on the server",
+            f"{result.parts} part{'s' if result.parts > 1 else ''} over {result.http_version}",
+            f"{format_bytes(result.resumed_from)} ({result.resumed_from} bytes) already on the server",
             f"{format_bytes(result.bytes_sent)} sent ({result.bytes_sent} bytes) in {elapsed:.1f} s, {rate:.1f} MB/s",
             f"{result.retries} retries",
             f"Upload-Checksum {result.checksum or 'off'}",

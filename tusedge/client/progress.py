@@ -17,7 +17,7 @@ class Progress:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.total = 0
         self.parts = 0
-        self.phase = "starting"
+        self.phase = "connecting"
         self.resumed = 0
         self._done: dict[int, int] = {}
         self._clock = clock
@@ -44,7 +44,7 @@ class Progress:
     def sample(self, window_s: float = 5.0) -> tuple[int, float | None]:
         """(bytes done, bytes/s over about the last ``window_s``); the rate is None until two samples."""
         now, done = self._clock(), self.done
-        if self.phase != "uploading":
+        if self.phase not in ("uploading", "done"):
             self._samples.clear()
             return done, None
         self._samples.append((now, done - self.resumed))
@@ -71,7 +71,7 @@ def format_eta(seconds: float) -> str:
 
 def render(progress: Progress, done: int, rate: float | None, *, bar_width: int = 0) -> str:
     """One status line: bytes, percentage, rate (MB/s, 10^6 bytes), ETA, parts."""
-    if progress.phase != "uploading":
+    if progress.phase not in ("uploading", "done"):
         return progress.phase
     total = max(progress.total, 1)
     fraction = min(1.0, done / total)

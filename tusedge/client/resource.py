@@ -23,6 +23,7 @@ class ServerOffer:
     checksum_algorithms: str | None
     digest_algorithms: str | None
     max_size: int | None
+    http_version: str  # as the server answered: "HTTP/1.1", "HTTP/2", "HTTP/3"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ async def options(client: httpx.AsyncClient, endpoint: str) -> ServerOffer:
         checksum_algorithms=h.get(Header.TUS_CHECKSUM_ALGORITHM),
         digest_algorithms=h.get(Header.TUS_UPLOAD_DIGEST_ALGORITHM),
         max_size=int(max_size) if max_size and max_size.isdigit() else None,
+        http_version=response.http_version,
     )
 
 

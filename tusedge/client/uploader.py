@@ -82,6 +82,8 @@ class UploadResult:
     digest_status: str | None
     """The server's verdict on the whole-file digest: "verified", "pending" (still computing when we
     stopped waiting), or None when no digest was declared or the server does not verify."""
+    http_version: str
+    """The HTTP version the server answered with ("HTTP/1.1", "HTTP/2", "HTTP/3")."""
 
 
 @dataclass
@@ -136,8 +138,8 @@ class _Run:
         size = self.source.size
         parallel = self.options.parallel if Extension.CONCATENATION in offer.extensions else 1
         parallel = max(1, min(parallel, size))
-        if Extension.CHECKSUM in offer.extensions:
-            self.patch_algorithm = checksums.choose(offer.checksum_algorithms, self.options.checksum)
+        offered = offer.checksum_algorithms if Extension.CHECKSUM in offer.extensions else None
+        self.patch_algorithm = checksums.choose(offered, self.options.checksum)
         digest_algorithm = checksums.choose(offer.digest_algorithms, "auto") if self.options.digest else None
         if DIGEST_METADATA_KEY in self.options.metadata:
             digest_algorithm = None  # the caller declared it
@@ -163,6 +165,10 @@ class _Run:
         status = await self._finished(final_url, joined=len(parts) != 1)
         if self.store is not None and key:
             self.store.remove(key, self.endpoint)
+        if not parts:  # the final upload was created by an earlier run
+            self.progress.start(size, 1)
+            self.progress.resume(0, size)
+        self.progress.phase = "done"
         return UploadResult(
             url=final_url,
             size=size,
@@ -172,6 +178,7 @@ class _Run:
             retries=self.attempts.retries,
             checksum=self.patch_algorithm,
             digest_status=status,
+            http_version=offer.http_version,
         )
 
     async def _send_parts(self, parts: list[_Part], digest_algorithm: str | None) -> str:
