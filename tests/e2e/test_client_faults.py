@@ -227,3 +227,34 @@ def test_client_gives_up_after_the_retry_budget(tmp_path: Path) -> None:
     with pytest.raises(GaveUp, match="gave up after 3 retries") as caught:
         upload_sync(source, f"{proxy.url}/files/", options)
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+def test_a_second_run_of_the_same_upload_meanwhile_is_refused(tusedge_server: ServerProcess, tmp_path: Path) -> None:
+    """Two processes uploading the same file to the same endpoint would fight over its parts: the second
+    stops at once and says why; the first finishes."""
+    source, store = tmp_path / "file.bin", tmp_path / "store.db"
+    digest = random_file(source, 8 * MiB)
+    args = [str(source), tusedge_server.url, "--parallel", "2", "--chunk-size", "1MiB", "--store", str(store)]
+    first = subprocess.Popen(cli(*args, "--limit-rate", "4MiB"), cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    wait_for_progress(store, source, tusedge_server.url, MiB, first)
+    second = subprocess.run(cli(*args), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1 and "another process is uploading this file" in second.stderr
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert served_sha256(out.strip()) == digest
+
+
+def test_a_file_that_shrinks_during_the_upload_stops_it_with_a_clear_message(
+    tusedge_server: ServerProcess, tmp_path: Path
+) -> None:
+    source, store = tmp_path / "file.bin", tmp_path / "store.db"
+    random_file(source, 16 * MiB)
+    args = [str(source), tusedge_server.url, "--chunk-size", "1MiB", "--store", str(store), "--no-digest"]
+    proc = subprocess.Popen(cli(*args, "--limit-rate", "4MiB"), cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    wait_for_progress(store, source, tusedge_server.url, 2 * MiB, proc)
+    os.truncate(source, 4 * MiB)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr
+    assert "is shorter than when the upload started" in stderr

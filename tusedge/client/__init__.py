@@ -1,4 +1,38 @@
-"""The tusedge client (issue 5, in progress): the pieces built so far are pure and local — the retry
-policy, the file fingerprint and the resume store. The uploader and the CLI come next."""
+"""The tusedge client: resumable, parallel tus uploads of huge files (docs/client.md).
+
+``upload`` (async) and ``upload_sync`` take a path or a file object and the server's creation URL;
+``UploadOptions`` holds every choice; failures are the ``ClientError`` tree of ``tusedge.client.errors``.
+"""
 
 from __future__ import annotations
+
+from tusedge.client.errors import (
+    ClientError,
+    GaveUp,
+    SourceChanged,
+    TusClientError,
+    UploadInProgress,
+    VerificationFailed,
+)
+from tusedge.client.progress import Progress
+from tusedge.client.retry import RetryPolicy
+from tusedge.client.source import FileSource, Source, StreamSource
+from tusedge.client.uploader import UploadOptions, UploadResult, upload, upload_sync
+
+__all__ = [
+    "ClientError",
+    "FileSource",
+    "GaveUp",
+    "Progress",
+    "RetryPolicy",
+    "Source",
+    "SourceChanged",
+    "StreamSource",
+    "TusClientError",
+    "UploadInProgress",
+    "UploadOptions",
+    "UploadResult",
+    "VerificationFailed",
+    "upload",
+    "upload_sync",
+]

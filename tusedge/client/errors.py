@@ -29,3 +29,7 @@ class VerificationFailed(ClientError):
 
 class SourceChanged(ClientError):
     """The file changed (shrank) while it was being uploaded."""
+
+
+class UploadInProgress(ClientError):
+    """Another process is uploading the same file to the same endpoint right now."""

@@ -4,12 +4,17 @@ the final upload's URL."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tusedge.client.errors import UploadInProgress
 
 
 def default_store_path() -> Path:
@@ -52,6 +57,24 @@ class ResumeStore:
                 "INSERT OR REPLACE INTO uploads (fingerprint, endpoint, urls) VALUES (?, ?, ?)",
                 (fingerprint, endpoint, json.dumps({"parts": upload.parts, "final": upload.final})),
             )
+
+    @contextmanager
+    def claim(self, fingerprint: str, endpoint: str) -> Iterator[None]:
+        """Hold this upload for this process: a second run of the same upload (same file, same endpoint)
+        while this one is going fails at once with UploadInProgress instead of fighting over the parts.
+        An flock, so a killed process releases it."""
+        name = hashlib.sha256(f"{fingerprint}\0{endpoint}".encode()).hexdigest()[:32]
+        locks = self.path.parent / "locks"
+        locks.mkdir(exist_ok=True)
+        fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UploadInProgress(f"another process is uploading this file to {endpoint}") from None
+            yield
+        finally:
+            os.close(fd)
 
     def remove(self, fingerprint: str, endpoint: str) -> None:
         with closing(self._connect()) as db, db:

@@ -145,7 +145,15 @@ class _Run:
             digest_algorithm = None  # the caller declared it
 
         key = await anyio.to_thread.run_sync(self.source.fingerprint) if self.store is not None else None
-        stored = self.store.get(key, self.endpoint) if self.store is not None and key else None
+        if self.store is None or key is None:
+            return await self._upload(None, size, parallel, digest_algorithm, offer.http_version)
+        with self.store.claim(key, self.endpoint):
+            return await self._upload(key, size, parallel, digest_algorithm, offer.http_version)
+
+    async def _upload(
+        self, key: str | None, size: int, parallel: int, digest_algorithm: str | None, http_version: str
+    ) -> UploadResult:
+        stored = await self._recall(key)
         final_url = await self._existing_final(stored)
         parts: list[_Part] = []
         if final_url is None:
@@ -156,15 +164,13 @@ class _Run:
                     self.progress.phase = f"computing the {digest_algorithm} digest of {self.source.name}"
                     digest = await self._whole_digest(digest_algorithm)
                 parts = await self._create_parts(parallel, digest_algorithm, digest)
-                if self.store is not None and key:
-                    self.store.put(key, self.endpoint, StoredUpload([p.url for p in parts]))
+                await self._record(key, StoredUpload([p.url for p in parts]))
             final_url = await self._send_parts(parts, digest_algorithm)
-            if len(parts) > 1 and self.store is not None and key:
-                self.store.put(key, self.endpoint, StoredUpload([p.url for p in parts], final_url))
+            if len(parts) > 1:
+                await self._record(key, StoredUpload([p.url for p in parts], final_url))
         self.progress.phase = "waiting for the server to finish the upload"
         status = await self._finished(final_url, joined=len(parts) != 1)
-        if self.store is not None and key:
-            self.store.remove(key, self.endpoint)
+        await self._forget(key)
         if not parts:  # the final upload was created by an earlier run
             self.progress.start(size, 1)
             self.progress.resume(0, size)
@@ -178,8 +184,22 @@ class _Run:
             retries=self.attempts.retries,
             checksum=self.patch_algorithm,
             digest_status=status,
-            http_version=offer.http_version,
+            http_version=http_version,
         )
+
+    # The resume store is file I/O: worker threads. Nothing to do when the upload is not resumable.
+    async def _recall(self, key: str | None) -> StoredUpload | None:
+        if self.store is None or key is None:
+            return None
+        return await anyio.to_thread.run_sync(self.store.get, key, self.endpoint)
+
+    async def _record(self, key: str | None, upload: StoredUpload) -> None:
+        if self.store is not None and key is not None:
+            await anyio.to_thread.run_sync(self.store.put, key, self.endpoint, upload)
+
+    async def _forget(self, key: str | None) -> None:
+        if self.store is not None and key is not None:
+            await anyio.to_thread.run_sync(self.store.remove, key, self.endpoint)
 
     async def _send_parts(self, parts: list[_Part], digest_algorithm: str | None) -> str:
         """Send every part; for a parallel upload create the final upload (declaring the whole-file digest,
