@@ -13,7 +13,7 @@ from tusedge.client.source import Source
 
 # Strongest first among those equally cheap: SHA-256 runs in hardware (SHA-NI) on current x86 and ARM.
 PREFERENCE = ("sha256", "sha1", "sha512", "md5", "crc32")
-READ_BYTES = 8 * 1024 * 1024
+READ_BYTES = 1024 * 1024  # per read while hashing: large enough for full speed, small for memory
 
 
 def offered(header: str | None) -> list[str]:

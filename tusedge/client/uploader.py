@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -109,6 +109,32 @@ async def _all(*awaitables: Awaitable[Any]) -> None:
 def _ranges(size: int, count: int) -> list[tuple[int, int]]:
     part = size // count
     return [(i * part, part if i < count - 1 else size - part * (count - 1)) for i in range(count)]
+
+
+class _ChecksumsAhead:
+    """The Upload-Checksum of the chunk after the one being sent, computed meanwhile; a chunk other than
+    the one prepared (after a failure the server's offset decides) is computed when asked for."""
+
+    def __init__(self, compute: Callable[[int, int], Awaitable[str | None]]) -> None:
+        self._compute = compute
+        self._ahead: tuple[int, int, asyncio.Task[str | None]] | None = None
+
+    def prepare(self, start: int, n: int) -> None:
+        self.discard()
+        self._ahead = (start, n, asyncio.ensure_future(self._compute(start, n)))
+
+    async def get(self, start: int, n: int) -> str | None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[:2] == (start, n):
+            return await ahead[2]
+        if ahead is not None:
+            ahead[2].cancel()
+        return await self._compute(start, n)
+
+    def discard(self) -> None:
+        if self._ahead is not None:
+            self._ahead[2].cancel()
+            self._ahead = None
 
 
 class _Run:
@@ -280,16 +306,23 @@ class _Run:
 
     # --- one part -----------------------------------------------------------------------------------
     async def _send(self, part: _Part) -> None:
-        """PATCH the part to its end; after a failure, HEAD and continue from the server's offset."""
+        """PATCH the part to its end; after a failure, HEAD and continue from the server's offset. The
+        next chunk's checksum is computed while the current chunk is sent."""
         attempts = Attempts(self.options.retry)
+        checksums_ahead = _ChecksumsAhead(self._chunk_checksum)
         try:
             offset = await self._offset(part, attempts)
             self.resumed_from += offset
             self.progress.resume(part.index, offset)
             while offset < part.length:
                 n = min(self.options.chunk_size, part.length - offset)
+                following = offset + n
                 try:
-                    checksum = await self._chunk_checksum(part.start + offset, n)
+                    checksum = await checksums_ahead.get(part.start + offset, n)
+                    if following < part.length:
+                        checksums_ahead.prepare(
+                            part.start + following, min(self.options.chunk_size, part.length - following)
+                        )
                     body = self._body(part, offset, n)
                     offset = await resource.patch(self.client, part.url, offset, n, body, checksum)
                 except RETRYABLE as exc:
@@ -299,6 +332,7 @@ class _Run:
                 attempts.succeeded()
                 self.progress.set(part.index, offset)
         finally:
+            checksums_ahead.discard()
             self.attempts.retries += attempts.retries
 
     async def _offset(self, part: _Part, attempts: Attempts) -> int:
