@@ -399,9 +399,9 @@ async def upload(
     http = client or make_client(
         options.http, verify=options.verify, headers=options.headers, timeout_s=options.timeout_s
     )
-    if options.resume and store is None:
-        store = await anyio.to_thread.run_sync(ResumeStore, options.store_path)
     try:
+        if options.resume and store is None:
+            store = await anyio.to_thread.run_sync(ResumeStore, options.store_path)
         run = _Run(src, endpoint, options, http, store if options.resume else None, progress or Progress())
         return await run.run()
     finally:
