@@ -1,13 +1,13 @@
 """The tusedge client (``tusedge upload``) uploading one file as 1, 2, 4 and 8 parallel partial uploads to
 a local tusedge server: MB/s, the client's CPU time and peak memory, side by side in one run.
 
-    python -m benchmarks.client_parallel [--size 2GiB] [--reps 3] [--parallel 1,2,4,8] [--small-size 256MiB]
+    python -m benchmarks.client_parallel [--size 2GiB] [--reps 3] [--parallel 1,2,4,8] [--memory-size 6GiB]
 
 Each upload is the CLI in a child process (``--no-resume --quiet``), so CPU and peak RSS come from
 ``wait4``'s rusage of exactly that process. Runs go round-robin across the variants; figures are medians.
 Every upload is checked complete (HEAD: Upload-Offset == size) and deleted before the next one. The last
-rows compare peak memory at two file sizes (memory must not grow with the file) and show what the
-checksums (per-PATCH Upload-Checksum and the whole-file digest) cost.
+rows compare peak memory at a second, larger file size (memory must not grow with the file) and show what
+the checksums (per-PATCH Upload-Checksum and the whole-file digest) cost.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 class Variant:
     label: str
     parallel: int
-    source: str  # "big" or "small"
+    source: str  # "main" or "memory"
     flags: tuple[str, ...] = ()
 
 
@@ -93,16 +93,16 @@ def table(variants: list[Variant], samples: dict[Variant, list[Sample]], sizes: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.client_parallel", description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="2GiB")
-    parser.add_argument("--small-size", default="256MiB", help="second file size, to compare peak memory")
+    parser.add_argument("--memory-size", default="6GiB", help="second file size, to compare peak memory")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--parallel", default="1,2,4,8")
     parser.add_argument("--dir", type=Path, default=None, help="work folder (on the disk to measure)")
     args = parser.parse_args(argv)
-    sizes = {"big": parse_size(args.size), "small": parse_size(args.small_size)}
+    sizes = {"main": parse_size(args.size), "memory": parse_size(args.memory_size)}
     counts = [int(n) for n in args.parallel.split(",")]
-    variants = [Variant(f"--parallel {n}", n, "big") for n in counts]
-    variants.append(Variant(f"--parallel {counts[-1]}", counts[-1], "small"))
-    variants.append(Variant(f"--parallel {counts[-1]} --checksum none --no-digest", counts[-1], "big",
+    variants = [Variant(f"--parallel {n}", n, "main") for n in counts]
+    variants.append(Variant(f"--parallel {counts[-1]}", counts[-1], "memory"))
+    variants.append(Variant(f"--parallel {counts[-1]} --checksum none --no-digest", counts[-1], "main",
                             ("--checksum", "none", "--no-digest")))  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="tusedge-client-bench-", dir=args.dir))
     server = None
