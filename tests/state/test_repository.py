@@ -131,6 +131,20 @@ async def test_claim_succeeds_once(repo: UploadRepository) -> None:
     assert got is not None and got.status is Status.FINISHING
 
 
+async def test_final_completes_and_its_parts_retire_in_one_transaction(repo: UploadRepository) -> None:
+    """A final's COMPLETE and its partials' TERMINATED commit together: when the claim loses, the parts stay."""
+    await repo.create(_info(1, status=Status.FINISHING))
+    for n in (2, 3):
+        await repo.create(_info(n, status=Status.COMPLETE, offset=100))
+    assert not await repo.claim_and_retire(_id(1), NOW, Status.ACTIVE, [_id(2), _id(3)], status=Status.COMPLETE)
+    assert {i.status for i in (await repo.get_many([_id(2), _id(3)])).values()} == {Status.COMPLETE}
+    assert await repo.claim_and_retire(_id(1), NOW, Status.FINISHING, [_id(2), _id(3)], status=Status.COMPLETE)
+    got = await repo.get_many([_id(1), _id(2), _id(3)])
+    assert got[_id(1)].status is Status.COMPLETE
+    assert got[_id(2)].status is got[_id(3)].status is Status.TERMINATED
+    assert set(await repo.tombstones(NOW + timedelta(seconds=1))) == {_id(2), _id(3)}  # files purged with them
+
+
 async def test_get_many_returns_the_known_ones(repo: UploadRepository) -> None:
     for n in (1, 2, 3):
         await repo.create(_info(n, offset=n))

@@ -5,7 +5,9 @@ waits for it up to ``finish_wait_s`` and otherwise answers while it goes on (HEA
 
 State machine: ACTIVE -> FINISHING -> COMPLETE | FAILED. A job holds the upload's lock; it restarts from
 scratch after a crash (parts are only removed after the final is COMPLETE), on startup and in every
-reaper round, so a half-merged file is never marked complete.
+reaper round, so a half-merged file is never marked complete. The final's COMPLETE and its parts'
+TERMINATED are one transaction; the parts' files go right after it (or, after a crash in between, with
+the tombstone purge).
 """
 
 from __future__ import annotations
@@ -141,20 +143,29 @@ class Finisher:
                 await self._fail(info, f"the upload's {declared.algorithm} digest does not match the declared one")
                 return
         now = self.clock()
-        if not await self.repo.claim(
-            info.id, now, Status.FINISHING, status=Status.COMPLETE, offset=length, length=length, expires_at=None
+        retire = [] if self.settings.keep_partials else [part.id for part in parts]
+        if not await self.repo.claim_and_retire(
+            info.id,
+            now,
+            Status.FINISHING,
+            retire,
+            status=Status.COMPLETE,
+            offset=length,
+            length=length,
+            expires_at=None,
         ):
             return
         log.info("upload %s complete (%d bytes)", info.id, length)
         if info.concat is ConcatKind.PARTIAL:
             await self.part_completed(info.id)
-        if parts and not self.settings.keep_partials:
+        if retire:
             started = time.monotonic()
-            for part in parts:
-                await self.repo.update(part.id, now, status=Status.TERMINATED, expires_at=None)
-                await self.store.remove(part.id)
-                await self.locker.forget(part.id)
-            log.info("upload %s: removed %d partial uploads in %.2f s", info.id, len(parts), time.monotonic() - started)
+            for part_id in retire:
+                await self.store.remove(part_id)
+                await self.locker.forget(part_id)
+            log.info(
+                "upload %s: removed %d partial uploads in %.2f s", info.id, len(retire), time.monotonic() - started
+            )
 
     async def _fail(self, info: UploadInfo, reason: str) -> None:
         log.warning("upload %s failed: %s", info.id, reason)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -104,6 +104,28 @@ class UploadRepository:
         )
         async with self._writing() as conn:
             return (await conn.execute(query)).rowcount == 1
+
+    async def claim_and_retire(
+        self, upload_id: str, now: datetime, expected: Status, retire: Sequence[str], **values: Any
+    ) -> bool:
+        """:meth:`claim`, and when it wins mark the uploads ``retire`` TERMINATED in the same transaction:
+        a final upload becomes COMPLETE and its partial uploads tombstones at once, so no crash can leave
+        them live beside it (their files are removed after the commit, or by the tombstone purge)."""
+        query = (
+            update(uploads)
+            .where(c.id == upload_id, c.status == expected.value)
+            .values(updated_at=now, **_columns(values))
+        )
+        async with self._writing() as conn:
+            if (await conn.execute(query)).rowcount != 1:
+                return False
+            if retire:
+                await conn.execute(
+                    update(uploads)
+                    .where(c.id.in_(list(retire)))
+                    .values(updated_at=now, status=Status.TERMINATED.value, expires_at=None)
+                )
+            return True
 
     async def with_status(self, status: Status) -> list[UploadInfo]:
         async with self.engine.connect() as conn:
