@@ -9,9 +9,26 @@ from pathlib import Path
 
 import pytest
 from js_harness import node_executable
+from postgres_server import PostgresServer
 from server_process import ServerFactory, ServerProcess
 
-__all__ = ["node_executable", "server_factory", "tusedge_server"]
+__all__ = ["node_executable", "postgres", "postgres_url", "server_factory", "tusedge_server"]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (a throwaway cluster on 127.0.0.1)."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A fresh, empty database on it: its SQLAlchemy URL."""
+    return postgres.create_database()
 
 
 @pytest.fixture

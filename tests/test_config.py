@@ -253,6 +253,17 @@ def test_database_url_defaults_to_sqlite_in_the_data_folder(tmp_path: Path) -> N
     assert Settings(database_url="postgresql+asyncpg://db/x").effective_database_url == "postgresql+asyncpg://db/x"
 
 
+@pytest.mark.parametrize("url", ["postgresql://u@db/x", "postgres://u@db/x", "postgresql+asyncpg://u@db/x"])
+def test_postgresql_urls_mean_asyncpg(url: str) -> None:
+    assert Settings(database_url=url).effective_database_url == "postgresql+asyncpg://u@db/x"
+
+
+@pytest.mark.parametrize("url", ["mysql://db/x", "sqlite:///x.db", "nonsense"])
+def test_database_url_must_be_one_we_run_on(url: str) -> None:
+    with pytest.raises(SettingsError, match="database_url"):
+        Settings(database_url=url)
+
+
 def test_http3_with_several_workers_is_refused() -> None:
     """QUIC connections cannot be shared by worker processes (docs/http2-http3.md)."""
     with pytest.raises(SettingsError, match="workers"):

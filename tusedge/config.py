@@ -36,7 +36,10 @@ class Settings:
     )
     database_url: str = field(
         default="",
-        metadata=_help("SQLAlchemy async URL of the state database; empty: SQLite in the data folder"),
+        metadata=_help(
+            "state database: empty for SQLite in the data folder, or postgresql://user@host/db shared by"
+            " several nodes (then uploads are locked in PostgreSQL; pip install 'tusedge[postgres]')"
+        ),
     )
     max_size_bytes: int = field(default=0, metadata=_help("largest accepted Upload-Length; 0: no limit"))
     expiry_s: float = field(
@@ -103,13 +106,21 @@ class Settings:
                 raise SettingsError(f"{name} must be a finite number of seconds, not negative")
         if self.reaper_interval_s <= 0:
             raise SettingsError("reaper_interval_s must be above 0")
+        if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgres")):
+            raise SettingsError("database_url must be sqlite+aiosqlite://... or postgresql://... (asyncpg)")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise SettingsError("log_level must be debug, info, warning or error")
 
     @property
     def effective_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
+        """The state database's SQLAlchemy URL; PostgreSQL always through asyncpg (``postgresql://`` and
+        ``postgres://`` are taken to mean it)."""
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://", "postgresql+asyncpg://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url.removeprefix(prefix)
+        if url:
+            return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tusedge.db').resolve()}"
 
     @property

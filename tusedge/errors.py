@@ -129,6 +129,14 @@ class UploadLocked(TusError):
     default_message = "another request is writing to this upload; retry later"
 
 
+class ServerBusy(TusError):
+    """The node is at a capacity limit (e.g. every lock connection to PostgreSQL is in use)."""
+
+    status = 503
+    code = "ERR_SERVER_BUSY"
+    default_message = "the server is busy; retry shortly"
+
+
 class ChecksumMismatch(TusError):
     status = 460
     code = "ERR_CHECKSUM_MISMATCH"

@@ -42,6 +42,7 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.UploadInterrupted: (423, "ERR_UPLOAD_INTERRUPTED"),
     errors.ChecksumMismatch: (460, "ERR_CHECKSUM_MISMATCH"),
     errors.InsufficientStorage: (507, "ERR_INSUFFICIENT_STORAGE"),
+    errors.ServerBusy: (503, "ERR_SERVER_BUSY"),
 }
 
 

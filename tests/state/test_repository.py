@@ -34,9 +34,14 @@ def _info(n: int, **changes: object) -> UploadInfo:
     return UploadInfo(**values)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """Every repository rule holds on both backends: SQLite (one node) and PostgreSQL (several)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
     await create_schema(engine)
     try:
         yield engine
@@ -56,13 +61,16 @@ async def test_create_schema_is_idempotent(engine: AsyncEngine, repo: UploadRepo
     assert await repo.get(_id(1)) == _info(1)
 
 
-async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(engine: AsyncEngine, tmp_path: Path) -> None:
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
     """docs/durability.md: WAL (readers never block the writer), synchronous=NORMAL, busy_timeout."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    await create_schema(engine)
     async with engine.connect() as conn:
         assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 1
         assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30000
-    assert (tmp_path / "state.db-wal").exists()
+        assert (tmp_path / "state.db-wal").exists()
+    await engine.dispose()
 
 
 async def test_create_then_get_round_trip(repo: UploadRepository) -> None:
@@ -206,11 +214,12 @@ async def test_with_status_and_finals_waiting_for_a_part(repo: UploadRepository)
     assert {info.id for info in await repo.with_status(Status.COMPLETE)} == {_id(5)}
 
 
-async def test_state_survives_a_new_engine(tmp_path: Path, repo: UploadRepository) -> None:
-    """Offsets are the contract: a committed offset is read back by a fresh engine (as after a restart)."""
+async def test_state_survives_a_new_engine(engine: AsyncEngine, repo: UploadRepository) -> None:
+    """Offsets are the contract: a committed offset is read back by a fresh engine (as after a restart,
+    or by another node)."""
     await repo.create(_info(1))
     await repo.update(_id(1), NOW, offset=42)
-    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    other = create_engine(engine.url.render_as_string(hide_password=False))
     try:
         await create_schema(other)
         got = await UploadRepository(other).get(_id(1))

@@ -19,6 +19,14 @@ class Lock(Protocol):
 
 
 class Locker(Protocol):
+    async def start(self) -> None:
+        """Get ready (folders, connections); called once by the app's lifespan."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of what ``start`` took."""
+        ...
+
     async def acquire(self, upload_id: str, timeout_s: float, *, ask_release: bool = True) -> Lock:
         """Take the upload's lock, asking the current holder to release it (unless ``ask_release`` is
         false), and waiting at most ``timeout_s``. Raises :class:`tusedge.errors.UploadLocked` when the

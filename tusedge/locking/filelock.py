@@ -77,6 +77,12 @@ class FileLocker:
     def setup(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
 
+    async def start(self) -> None:
+        self.setup()
+
+    async def close(self) -> None:
+        """Nothing to let go: each lock is closed by its holder."""
+
     def _paths(self, upload_id: str) -> tuple[str, str]:
         base = str(self.directory / upload_id)
         return base + ".lock", base + ".release"

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 
 from tusedge.config import Settings
 from tusedge.errors import TusError
+from tusedge.locking.base import Locker
 from tusedge.locking.filelock import FileLocker
 from tusedge.protocol.constants import EXPOSED_HEADERS
 from tusedge.server.middleware import MethodOverride, TusResumableHeader
@@ -33,18 +34,28 @@ from tusedge.storage.filestore import FileStore
 log = logging.getLogger("tusedge")
 
 
+def make_locker(settings: Settings) -> Locker:
+    """Uploads are locked where their state is shared: in PostgreSQL when several nodes share it
+    (advisory locks, docs/multi-node.md), else with flock in the data folder (the workers of one node)."""
+    if settings.effective_database_url.startswith("postgresql"):
+        from tusedge.locking.pglock import PostgresLocker
+
+        return PostgresLocker(settings.effective_database_url)
+    return FileLocker(settings.locks_dir)
+
+
 def create_app(settings: Settings) -> Starlette:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.effective_database_url)
     store = FileStore(settings.uploads_dir, preallocate=settings.preallocate, fsync=settings.fsync)
-    locker = FileLocker(settings.locks_dir)
+    locker = make_locker(settings)
     service = TusService(settings, store, UploadRepository(engine), locker)
     endpoints = TusEndpoints(service, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store.setup()
-        locker.setup()
+        await locker.start()
         await create_schema(engine)
         await service.finisher.resume_pending()
         # The reaper also retries finishing jobs, so it runs even when uploads never expire.
@@ -56,6 +67,7 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
             await service.finisher.close()
+            await locker.close()
             await engine.dispose()
 
     middleware = [
