@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -52,6 +53,24 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 @pytest.fixture
 def repo(engine: AsyncEngine) -> UploadRepository:
     return UploadRepository(engine)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_create_schema_is_safe_when_nodes_start_at_once(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Several processes (workers, nodes) creating the schema of an empty database at the same moment all
+    succeed."""
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path / 'new.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    )
+    engines = [create_engine(url) for _ in range(6)]
+    try:
+        await asyncio.gather(*(create_schema(engine) for engine in engines))
+        await UploadRepository(engines[0]).create(_info(1))
+    finally:
+        for engine in engines:
+            await engine.dispose()
 
 
 async def test_create_schema_is_idempotent(engine: AsyncEngine, repo: UploadRepository) -> None:

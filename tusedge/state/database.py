@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tusedge.state.models import Base
@@ -34,10 +34,13 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables; safe when several workers start at once."""
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-    except OperationalError as exc:
-        if "already exists" not in str(exc):
-            raise
+    """Create missing tables; safe when several workers or nodes start at once (the loser of a race sees
+    "already exists" from SQLite, a duplicate catalog key from PostgreSQL, and checks again)."""
+    for attempt in range(3):
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if ("already exists" not in str(exc) and "duplicate key" not in str(exc)) or attempt == 2:
+                raise
