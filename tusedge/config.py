@@ -58,6 +58,10 @@ class Settings:
         default=2.0,
         metadata=_help("a lock holder that received no bytes for this long gives way to a new request"),
     )
+    keep_alive_s: float = field(
+        default=60.0,
+        metadata=_help("an idle client connection is closed after this long (clients pause between requests)"),
+    )
     commit_interval_bytes: int = field(
         default=64 * MIB, metadata=_help("during a long PATCH, make received bytes durable this often")
     )
@@ -100,7 +104,14 @@ class Settings:
             # Hypercorn hands one UDP socket to every worker and the kernel gives each datagram to any of
             # them, so a QUIC connection's packets would be scattered over processes sharing no state.
             raise SettingsError("http3 needs workers = 1 (QUIC connections cannot be shared by processes)")
-        for name in ("expiry_s", "lock_timeout_s", "stale_lock_s", "finish_wait_s", "reaper_interval_s"):
+        for name in (
+            "expiry_s",
+            "lock_timeout_s",
+            "stale_lock_s",
+            "keep_alive_s",
+            "finish_wait_s",
+            "reaper_interval_s",
+        ):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise SettingsError(f"{name} must be a finite number of seconds, not negative")

@@ -6,6 +6,7 @@ import base64
 import time
 
 import httpx
+from rawhttp import RawRequest
 from server_process import ServerFactory, ServerProcess
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -92,3 +93,17 @@ def test_download_content_disposition_is_sanitised(tusedge_server: ServerProcess
     assert "/" not in disposition and "\n" not in disposition and 'pa"ss' not in disposition
     assert got.headers["Content-Type"] == "application/octet-stream"
     assert got.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_idle_connections_are_closed_after_keep_alive_s_and_kept_before(server_factory: ServerFactory) -> None:
+    """ours: --keep-alive-s: a client that pauses between requests for less keeps its connection (Hypercorn's
+    own default would drop it after 5 s); one idle for longer is closed by the server."""
+    server = server_factory("--keep-alive-s", "2")
+    with RawRequest("OPTIONS", server.url, {"Tus-Resumable": "1.0.0"}) as conn:
+        assert conn.read_response(has_body=True).status == 204
+        time.sleep(1.0)
+        again = RawRequest("OPTIONS", server.url, {"Tus-Resumable": "1.0.0"}, sock=conn.sock)
+        assert again.read_response().status == 204  # the same connection, still open
+        time.sleep(3.0)
+        conn.sock.settimeout(5)
+        assert conn.sock.recv(1) == b""  # closed by the server

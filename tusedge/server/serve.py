@@ -34,6 +34,9 @@ def hypercorn_config(settings: Settings) -> Config:
     config.accesslog = None
     config.errorlog = "-"
     config.graceful_timeout = 5.0
+    # Hypercorn's default of 5 s closes connections of clients that pause between PATCHes (hashing the
+    # next chunk, backing off) and races with a request arriving as the timer fires on a stalled machine.
+    config.keep_alive_timeout = settings.keep_alive_s
     # Hypercorn's default 16 MiB body buffer per stream bounds memory; the body is consumed as it comes.
     try:
         import uvloop  # noqa: F401
