@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument("--host", action="append", default=[], metavar="NAME",
                       help="extra DNS name or IP (repeatable); localhost, 127.0.0.1, ::1 are always in")  # fmt: skip
     cert.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    sign = commands.add_parser("sign", help="print a pre-signed creation URL (the key: TUSEDGE_SIGNING_KEY)")
+    sign.add_argument("url", help="the server's creation URL, e.g. https://uploads.example.org/files/")
+    sign.add_argument("--expires-in", type=float, default=3600.0, metavar="SECONDS", help="default 3600")
+    sign.add_argument("--max-size", metavar="SIZE", help="largest upload created with it (e.g. 20GiB)")
     from tusedge.client.cli import add_commands
 
     add_commands(commands)
@@ -61,11 +65,34 @@ def main(argv: list[str] | None = None) -> int:
         return serve(settings)
     if args.command == "cert":
         return _cert(args)
+    if args.command == "sign":
+        return _sign(args)
     if args.command in ("upload", "status"):
         from tusedge.client.cli import run_status, run_upload
 
         return run_upload(args) if args.command == "upload" else run_status(args)
     return 2
+
+
+def _sign(args: argparse.Namespace) -> int:
+    """The same key as the server's, from the same variable (never a flag: flags show in ps)."""
+    import os
+    import time
+
+    from tusedge.config import parse_size
+    from tusedge.signing import sign_url
+
+    key = os.environ.get("TUSEDGE_SIGNING_KEY", "")
+    if not key:
+        print("tusedge: set TUSEDGE_SIGNING_KEY to the server's signing key", file=sys.stderr)
+        return 2
+    try:
+        max_size = parse_size(args.max_size) if args.max_size else None
+    except ValueError:
+        print(f"tusedge: bad --max-size {args.max_size!r}", file=sys.stderr)
+        return 2
+    print(sign_url(args.url, key.encode(), int(time.time() + args.expires_in), max_size))
+    return 0
 
 
 def _cert(args: argparse.Namespace) -> int:

@@ -58,6 +58,13 @@ class Settings:
         default=2.0,
         metadata=_help("a lock holder that received no bytes for this long gives way to a new request"),
     )
+    signing_key: str = field(
+        default="",
+        metadata=_help(
+            "secret for pre-signed creation URLs (tusedge sign); when set, new uploads need a signed URL."
+            " Prefer the variable: flags show in ps"
+        ),
+    )
     keep_alive_s: float = field(
         default=60.0,
         metadata=_help("an idle client connection is closed after this long (clients pause between requests)"),
@@ -119,6 +126,8 @@ class Settings:
             raise SettingsError("reaper_interval_s must be above 0")
         if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgres")):
             raise SettingsError("database_url must be sqlite+aiosqlite://... or postgresql://... (asyncpg)")
+        if self.signing_key and len(self.signing_key) < 16:
+            raise SettingsError("signing_key must be at least 16 characters (32 random bytes recommended)")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise SettingsError("log_level must be debug, info, warning or error")
 

@@ -129,6 +129,24 @@ class UploadLocked(TusError):
     default_message = "another request is writing to this upload; retry later"
 
 
+class SignatureRequired(TusError):
+    status = 401
+    code = "ERR_SIGNATURE_REQUIRED"
+    default_message = "this server accepts new uploads only at signed URLs"
+
+
+class SignatureInvalid(TusError):
+    status = 403
+    code = "ERR_SIGNATURE_INVALID"
+    default_message = "the URL's signature is not valid"
+
+
+class SignatureExpired(TusError):
+    status = 403
+    code = "ERR_SIGNATURE_EXPIRED"
+    default_message = "the signed URL has expired"
+
+
 class ServerBusy(TusError):
     """The node is at a capacity limit (e.g. every lock connection to PostgreSQL is in use)."""
 

@@ -43,6 +43,9 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.ChecksumMismatch: (460, "ERR_CHECKSUM_MISMATCH"),
     errors.InsufficientStorage: (507, "ERR_INSUFFICIENT_STORAGE"),
     errors.ServerBusy: (503, "ERR_SERVER_BUSY"),
+    errors.SignatureRequired: (401, "ERR_SIGNATURE_REQUIRED"),
+    errors.SignatureInvalid: (403, "ERR_SIGNATURE_INVALID"),
+    errors.SignatureExpired: (403, "ERR_SIGNATURE_EXPIRED"),
 }
 
 

@@ -150,6 +150,9 @@ class _Run:
         progress: Progress,
     ) -> None:
         self.source, self.endpoint, self.options = source, endpoint, options
+        # The resume store knows the endpoint without its query: a pre-signed URL signed again (a new
+        # expiry) still names the same uploads.
+        self.store_endpoint = str(httpx.URL(endpoint).copy_with(query=None))
         self.client, self.store, self.progress = client, store, progress
         self.bucket = TokenBucket(options.rate_limit) if options.rate_limit else None
         self.attempts = Attempts(options.retry)
@@ -173,7 +176,7 @@ class _Run:
         key = await anyio.to_thread.run_sync(self.source.fingerprint) if self.store is not None else None
         if self.store is None or key is None:
             return await self._upload(None, size, parallel, digest_algorithm, offer.http_version)
-        with self.store.claim(key, self.endpoint):
+        with self.store.claim(key, self.store_endpoint):
             return await self._upload(key, size, parallel, digest_algorithm, offer.http_version)
 
     async def _upload(
@@ -217,15 +220,15 @@ class _Run:
     async def _recall(self, key: str | None) -> StoredUpload | None:
         if self.store is None or key is None:
             return None
-        return await anyio.to_thread.run_sync(self.store.get, key, self.endpoint)
+        return await anyio.to_thread.run_sync(self.store.get, key, self.store_endpoint)
 
     async def _record(self, key: str | None, upload: StoredUpload) -> None:
         if self.store is not None and key is not None:
-            await anyio.to_thread.run_sync(self.store.put, key, self.endpoint, upload)
+            await anyio.to_thread.run_sync(self.store.put, key, self.store_endpoint, upload)
 
     async def _forget(self, key: str | None) -> None:
         if self.store is not None and key is not None:
-            await anyio.to_thread.run_sync(self.store.remove, key, self.endpoint)
+            await anyio.to_thread.run_sync(self.store.remove, key, self.store_endpoint)
 
     async def _send_parts(self, parts: list[_Part], digest_algorithm: str | None) -> str:
         """Send every part; for a parallel upload create the final upload (declaring the whole-file digest,

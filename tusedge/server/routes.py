@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from tusedge import checksum
+from tusedge import checksum, signing
 from tusedge.config import Settings
 from tusedge.protocol.constants import SUPPORTED_VERSIONS, Extension, Header
 from tusedge.protocol.requests import check_version, parse_append, parse_create
@@ -45,6 +47,7 @@ class TusEndpoints:
         }
         if settings.max_size_bytes:
             self.options_headers[Header.TUS_MAX_SIZE] = str(settings.max_size_bytes)
+        self.signing_key = settings.signing_key.encode()
 
     def routes(self) -> list[BaseRoute]:
         base = self.settings.base_path
@@ -81,8 +84,11 @@ class TusEndpoints:
 
     async def create(self, request: Request) -> Response:
         check_version(request.headers)
+        max_size = None
+        if self.signing_key:
+            max_size = signing.verify(self.signing_key, request.url.path, request.query_params, time.time()).max_size
         parsed = parse_create(request.headers)
-        info = await self.service.create(parsed, request.stream() if parsed.has_body else None)
+        info = await self.service.create(parsed, request.stream() if parsed.has_body else None, max_size)
         headers = upload_headers(info, offset=parsed.has_body)
         headers.pop(Header.UPLOAD_METADATA, None)
         headers.pop(Header.UPLOAD_LENGTH, None)

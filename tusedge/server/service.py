@@ -16,6 +16,7 @@ from tusedge.config import Settings
 from tusedge.errors import (
     ChecksumMismatch,
     ExceedsUploadLength,
+    LengthRequired,
     ModifyFinalUpload,
     UploadFailed,
     UploadGone,
@@ -85,12 +86,20 @@ class TusService:
         return now + timedelta(seconds=self.settings.expiry_s) if self.settings.expiry_s > 0 else None
 
     # --- creation ------------------------------------------------------------------------------------
-    async def create(self, request: CreateUpload, body: AsyncIterator[bytes] | None) -> UploadInfo:
+    async def create(
+        self, request: CreateUpload, body: AsyncIterator[bytes] | None, max_size: int | None = None
+    ) -> UploadInfo:
+        """``max_size``: a tighter limit than the server's for this one upload (a signed URL's)."""
+        limit = self.settings.max_size_bytes
+        if max_size is not None:
+            limit = min(limit, max_size) if limit else max_size
         if request.concat is not None and request.concat.final:
-            return await self._create_final(request)
+            return await self._create_final(request, limit)
+        if max_size is not None and request.length.deferred:
+            raise LengthRequired("this signed URL limits the size: the upload needs an Upload-Length")
         length = request.length.length
         if length is not None:
-            check_max_size(length, self.settings.max_size_bytes)
+            check_max_size(length, limit)
         digest = declared_digest(request.metadata)
         if digest is not None:
             new_hasher(digest.algorithm)  # 400 now for an algorithm we could not check later
@@ -106,7 +115,7 @@ class TusService:
             concat=ConcatKind.PARTIAL if request.concat is not None else None,
         )
         if request.has_body:
-            check_body_fits(request.content_length, room_left(length, 0, self.settings.max_size_bytes))
+            check_body_fits(request.content_length, room_left(length, 0, limit))
         await self._persist(info, preallocate=length)
         if length == 0:
             # creation: an upload of length 0 is complete at once.
@@ -129,7 +138,7 @@ class TusService:
             await self.store.remove(info.id)
             raise
 
-    async def _create_final(self, request: CreateUpload) -> UploadInfo:
+    async def _create_final(self, request: CreateUpload, limit: int) -> UploadInfo:
         """concatenation: a final upload names its parts; its content is theirs, in order. With
         concatenation-unfinished the parts may still be uploading: the final completes when they do."""
         assert request.concat is not None
@@ -139,7 +148,7 @@ class TusService:
         ordered = [parts[part_id] for part_id in ids]
         length = final_length(ordered)
         if length is not None:
-            check_max_size(length, self.settings.max_size_bytes)
+            check_max_size(length, limit)
         ready = all(part.complete for part in ordered)
         now = self.clock()
         info = UploadInfo(
