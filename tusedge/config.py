@@ -65,6 +65,7 @@ class Settings:
             " Prefer the variable: flags show in ps"
         ),
     )
+    metrics: bool = field(default=True, metadata=_help("serve Prometheus metrics at /metrics"))
     keep_alive_s: float = field(
         default=60.0,
         metadata=_help("an idle client connection is closed after this long (clients pause between requests)"),

@@ -14,6 +14,7 @@ from hypercorn.middleware import ProxyFixMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from tusedge.config import Settings
@@ -21,6 +22,7 @@ from tusedge.errors import TusError
 from tusedge.locking.base import Locker
 from tusedge.locking.filelock import FileLocker
 from tusedge.protocol.constants import EXPOSED_HEADERS
+from tusedge.server.metrics import Metrics, RequestMetrics
 from tusedge.server.middleware import MethodOverride, TusResumableHeader
 from tusedge.server.reaper import run_reaper
 from tusedge.server.responses import handle_tus_error, handle_unexpected
@@ -49,7 +51,8 @@ def create_app(settings: Settings) -> Starlette:
     engine = create_engine(settings.effective_database_url)
     store = FileStore(settings.uploads_dir, preallocate=settings.preallocate, fsync=settings.fsync)
     locker = make_locker(settings)
-    service = TusService(settings, store, UploadRepository(engine), locker)
+    metrics = Metrics()
+    service = TusService(settings, store, UploadRepository(engine), locker, metrics=metrics)
     endpoints = TusEndpoints(service, settings)
 
     @contextlib.asynccontextmanager
@@ -80,9 +83,12 @@ def create_app(settings: Settings) -> Starlette:
             max_age=86400,
         ),
         Middleware(MethodOverride),
+        Middleware(RequestMetrics, metrics=metrics),
         Middleware(TusResumableHeader),
     ]
     routes = endpoints.routes()
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
     if settings.ui:
         page = UploadPage(settings)
         page.warn_if_unbuilt()

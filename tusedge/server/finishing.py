@@ -26,6 +26,7 @@ from tusedge.locking.base import Locker
 from tusedge.protocol.concat import final_length
 from tusedge.protocol.headers import declared_digest
 from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
+from tusedge.server.metrics import Metrics
 from tusedge.state.repository import UploadRepository
 from tusedge.storage.filestore import FileStore
 
@@ -40,12 +41,14 @@ class Finisher:
         repo: UploadRepository,
         locker: Locker,
         clock: Callable[[], datetime],
+        metrics: Metrics,
     ) -> None:
         self.settings = settings
         self.store = store
         self.repo = repo
         self.locker = locker
         self.clock = clock
+        self.metrics = metrics
         self._jobs: dict[str, asyncio.Task[None]] = {}
 
     def start(self, upload_id: str) -> asyncio.Task[None]:
@@ -128,6 +131,7 @@ class Finisher:
             assert length is not None
             started = time.monotonic()
             await self.store.merge(info.id, [(p.id, p.length or 0) for p in parts])
+            self.metrics.merge_seconds.observe(time.monotonic() - started)
             log.info(
                 "upload %s: merged %d parts, %d bytes in %.2f s",
                 info.id,
@@ -156,6 +160,7 @@ class Finisher:
         ):
             return
         log.info("upload %s complete (%d bytes)", info.id, length)
+        self.metrics.uploads_completed.inc()
         if info.concat is ConcatKind.PARTIAL:
             await self.part_completed(info.id)
         if retire:
@@ -169,4 +174,5 @@ class Finisher:
 
     async def _fail(self, info: UploadInfo, reason: str) -> None:
         log.warning("upload %s failed: %s", info.id, reason)
-        await self.repo.claim(info.id, self.clock(), Status.FINISHING, status=Status.FAILED, error=reason)
+        if await self.repo.claim(info.id, self.clock(), Status.FINISHING, status=Status.FAILED, error=reason):
+            self.metrics.uploads_failed.inc()

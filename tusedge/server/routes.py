@@ -89,6 +89,8 @@ class TusEndpoints:
             max_size = signing.verify(self.signing_key, request.url.path, request.query_params, time.time()).max_size
         parsed = parse_create(request.headers)
         info = await self.service.create(parsed, request.stream() if parsed.has_body else None, max_size)
+        kind = "single" if info.concat is None else info.concat.value
+        self.service.metrics.uploads_created.labels(kind).inc()
         headers = upload_headers(info, offset=parsed.has_body)
         headers.pop(Header.UPLOAD_METADATA, None)
         headers.pop(Header.UPLOAD_LENGTH, None)

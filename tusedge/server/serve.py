@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from tusedge.config import Settings
 from tusedge.server import hypercorn_tuning
+from tusedge.server.metrics import prepare_multiprocess
 from tusedge.state.database import create_engine, create_schema
 
 ALPN_PROTOCOLS = ["h2", "http/1.1"]
@@ -98,6 +99,8 @@ async def _prepare(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     asyncio.run(_prepare(settings))
     os.environ["TUSEDGE_SETTINGS_JSON"] = settings.to_json()
+    if settings.workers > 1 and settings.metrics:
+        prepare_multiprocess(settings.data_dir / "metrics")
     config = hypercorn_config(settings)
     if settings.http3 and settings.port == 0:
         tcp, udp = bind_same_port(settings.host)

@@ -42,6 +42,7 @@ from tusedge.protocol.upload import (
 )
 from tusedge.server.body import BodyPump, Ending
 from tusedge.server.finishing import Finisher
+from tusedge.server.metrics import Metrics
 from tusedge.state.repository import UploadRepository
 from tusedge.storage.filestore import FileStore
 
@@ -64,13 +65,15 @@ class TusService:
         repo: UploadRepository,
         locker: Locker,
         clock: Clock = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.repo = repo
         self.locker = locker
         self.clock = clock
-        self.finisher = Finisher(settings, store, repo, locker, clock)
+        self.metrics = metrics or Metrics()
+        self.finisher = Finisher(settings, store, repo, locker, clock, self.metrics)
 
     # --- lookups -------------------------------------------------------------------------------------
     async def get(self, upload_id: str) -> UploadInfo:
@@ -250,7 +253,8 @@ class TusService:
                 lock=lock,
                 stale_after_s=self.settings.stale_lock_s,
             )
-            result = await pump.run(body)
+            with self.metrics.writing():
+                result = await pump.run(body)
         finally:
             await writer.close()
 
@@ -279,6 +283,9 @@ class TusService:
             declared = declared_digest(info.metadata)
             status = Status.FINISHING if declared is not None else Status.COMPLETE
         await self.repo.update(info.id, now, offset=end, length=length, status=status, expires_at=expires_at)
+        self.metrics.bytes_received.inc(max(0, end - info.offset))
+        if status is Status.COMPLETE:
+            self.metrics.uploads_completed.inc()
         return replace(info, offset=end, length=length, status=status, expires_at=expires_at)
 
     # --- termination ---------------------------------------------------------------------------------
@@ -294,6 +301,7 @@ class TusService:
 
     async def _remove(self, upload_id: str, tombstone: Status) -> None:
         await self.repo.update(upload_id, self.clock(), status=tombstone, expires_at=None)
+        self.metrics.uploads_removed.labels(tombstone.value.lower()).inc()
         await self.store.remove(upload_id)
         await self.locker.forget(upload_id)
 

@@ -1,0 +1,102 @@
+"""Prometheus metrics, defined in this one place and served at ``/metrics`` (prometheus_client's text
+format). With ``--workers N`` every worker writes its values to files under ``<data>/metrics`` (the
+library's multiprocess mode, switched on by ``serve`` before the workers start) and any worker's
+``/metrics`` answers for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as prometheus_multiprocess
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"})
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
+
+
+def prepare_multiprocess(directory: Path) -> None:
+    """Before workers start: an empty folder for their metric files, named in the environment they inherit."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(directory)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("tusedge_requests", "HTTP requests answered, by method and status",
+                                ["method", "status"], registry=r)  # fmt: skip
+        self.request_seconds = Histogram("tusedge_request_duration_seconds", "time to answer, by method",
+                                         ["method"], buckets=DURATION_BUCKETS, registry=r)  # fmt: skip
+        self.uploads_created = Counter("tusedge_uploads_created", "uploads created, by kind (single, partial, final)",
+                                       ["kind"], registry=r)  # fmt: skip
+        self.uploads_completed = Counter("tusedge_uploads_completed", "uploads complete (merged, verified)",
+                                         registry=r)  # fmt: skip
+        self.uploads_failed = Counter("tusedge_uploads_failed", "uploads failed (digest mismatch, part gone)",
+                                      registry=r)  # fmt: skip
+        self.uploads_removed = Counter("tusedge_uploads_removed", "uploads removed, by reason (terminated, expired)",
+                                       ["reason"], registry=r)  # fmt: skip
+        self.bytes_received = Counter("tusedge_bytes_received", "upload bytes made durable and counted in offsets",
+                                      registry=r)  # fmt: skip
+        self.patches_in_progress = Gauge("tusedge_patches_in_progress", "request bodies being written now",
+                                         registry=r, multiprocess_mode="livesum")  # fmt: skip
+        self.merge_seconds = Histogram("tusedge_merge_duration_seconds", "time to join a final upload's parts",
+                                       buckets=DURATION_BUCKETS, registry=r)  # fmt: skip
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        self.patches_in_progress.inc()
+        try:
+            yield
+        finally:
+            self.patches_in_progress.dec()
+
+    def exposition(self) -> bytes:
+        if MULTIPROC_ENV in os.environ:
+            registry = CollectorRegistry()
+            prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(self.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: counts every HTTP answer by method and status, and times it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            method = str(scope.get("method", ""))
+            method = method if method in KNOWN_METHODS else "OTHER"  # clients must not mint label values
+            self.metrics.requests.labels(method, str(status)).inc()
+            self.metrics.request_seconds.labels(method).observe(time.monotonic() - started)
