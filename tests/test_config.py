@@ -268,3 +268,11 @@ def test_http3_with_several_workers_is_refused() -> None:
     """QUIC connections cannot be shared by worker processes (docs/http2-http3.md)."""
     with pytest.raises(SettingsError, match="workers"):
         Settings(certfile="/c.pem", keyfile="/k.pem", http3=True, workers=2)
+
+
+def test_hook_settings_are_checked() -> None:
+    assert Settings(hook_url="http://app/hook", hook_events=("pre-create",)).hook_events == ("pre-create",)
+    with pytest.raises(SettingsError, match="unknown hook_events: post-upload"):
+        Settings(hook_events=("post-upload",))
+    with pytest.raises(SettingsError, match="hook_url"):
+        Settings(hook_url="ftp://app/hook")

@@ -65,6 +65,14 @@ class Settings:
             " Prefer the variable: flags show in ps"
         ),
     )
+    hook_url: str = field(
+        default="", metadata=_help("URL that receives upload events as JSON POSTs (pre-create decides); empty: none")
+    )
+    hook_events: tuple[str, ...] = field(
+        default=("pre-create", "post-create", "post-finish", "post-terminate", "post-expire"),
+        metadata=_help("events sent to hook_url (comma list)"),
+    )
+    hook_timeout_s: float = field(default=5.0, metadata=_help("how long a hook may take to answer"))
     metrics: bool = field(default=True, metadata=_help("serve Prometheus metrics at /metrics"))
     keep_alive_s: float = field(
         default=60.0,
@@ -127,6 +135,11 @@ class Settings:
             raise SettingsError("reaper_interval_s must be above 0")
         if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgres")):
             raise SettingsError("database_url must be sqlite+aiosqlite://... or postgresql://... (asyncpg)")
+        unknown = set(self.hook_events) - {"pre-create", "post-create", "post-finish", "post-terminate", "post-expire"}
+        if unknown:
+            raise SettingsError(f"unknown hook_events: {', '.join(sorted(unknown))}")
+        if self.hook_url and not self.hook_url.startswith(("http://", "https://")):
+            raise SettingsError("hook_url must be an http:// or https:// URL")
         if self.signing_key and len(self.signing_key) < 16:
             raise SettingsError("signing_key must be at least 16 characters (32 random bytes recommended)")
         if self.log_level not in ("debug", "info", "warning", "error"):

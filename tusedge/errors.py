@@ -147,6 +147,20 @@ class SignatureExpired(TusError):
     default_message = "the signed URL has expired"
 
 
+class HookRefused(TusError):
+    """The pre-create hook said no; ``status`` is the hook's (a 4xx)."""
+
+    status = 403
+    code = "ERR_REFUSED_BY_HOOK"
+    default_message = "the upload was refused"
+
+
+class HookUnavailable(TusError):
+    status = 503
+    code = "ERR_HOOK_UNAVAILABLE"
+    default_message = "the server cannot check this upload right now; retry shortly"
+
+
 class ServerBusy(TusError):
     """The node is at a capacity limit (e.g. every lock connection to PostgreSQL is in use)."""
 

@@ -43,6 +43,8 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.ChecksumMismatch: (460, "ERR_CHECKSUM_MISMATCH"),
     errors.InsufficientStorage: (507, "ERR_INSUFFICIENT_STORAGE"),
     errors.ServerBusy: (503, "ERR_SERVER_BUSY"),
+    errors.HookRefused: (403, "ERR_REFUSED_BY_HOOK"),
+    errors.HookUnavailable: (503, "ERR_HOOK_UNAVAILABLE"),
     errors.SignatureRequired: (401, "ERR_SIGNATURE_REQUIRED"),
     errors.SignatureInvalid: (403, "ERR_SIGNATURE_INVALID"),
     errors.SignatureExpired: (403, "ERR_SIGNATURE_EXPIRED"),

@@ -22,6 +22,7 @@ from tusedge.errors import TusError
 from tusedge.locking.base import Locker
 from tusedge.locking.filelock import FileLocker
 from tusedge.protocol.constants import EXPOSED_HEADERS
+from tusedge.server.hooks import Hooks
 from tusedge.server.metrics import Metrics, RequestMetrics
 from tusedge.server.middleware import MethodOverride, TusResumableHeader
 from tusedge.server.reaper import run_reaper
@@ -52,7 +53,8 @@ def create_app(settings: Settings) -> Starlette:
     store = FileStore(settings.uploads_dir, preallocate=settings.preallocate, fsync=settings.fsync)
     locker = make_locker(settings)
     metrics = Metrics()
-    service = TusService(settings, store, UploadRepository(engine), locker, metrics=metrics)
+    hooks = Hooks(settings)
+    service = TusService(settings, store, UploadRepository(engine), locker, metrics=metrics, hooks=hooks)
     endpoints = TusEndpoints(service, settings)
 
     @contextlib.asynccontextmanager
@@ -70,6 +72,7 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
             await service.finisher.close()
+            await hooks.close()
             await locker.close()
             await engine.dispose()
 

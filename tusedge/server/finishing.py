@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from tusedge.checksum import ALGORITHMS
@@ -26,6 +27,7 @@ from tusedge.locking.base import Locker
 from tusedge.protocol.concat import final_length
 from tusedge.protocol.headers import declared_digest
 from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
+from tusedge.server.hooks import Hooks, upload_fields
 from tusedge.server.metrics import Metrics
 from tusedge.state.repository import UploadRepository
 from tusedge.storage.filestore import FileStore
@@ -42,6 +44,7 @@ class Finisher:
         locker: Locker,
         clock: Callable[[], datetime],
         metrics: Metrics,
+        hooks: Hooks,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -49,6 +52,7 @@ class Finisher:
         self.locker = locker
         self.clock = clock
         self.metrics = metrics
+        self.hooks = hooks
         self._jobs: dict[str, asyncio.Task[None]] = {}
 
     def start(self, upload_id: str) -> asyncio.Task[None]:
@@ -161,6 +165,8 @@ class Finisher:
             return
         log.info("upload %s complete (%d bytes)", info.id, length)
         self.metrics.uploads_completed.inc()
+        done = replace(info, offset=length, length=length, status=Status.COMPLETE)
+        self.hooks.notify("post-finish", upload_fields(done, self.settings.base_path))
         if info.concat is ConcatKind.PARTIAL:
             await self.part_completed(info.id)
         if retire:

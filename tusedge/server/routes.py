@@ -14,6 +14,7 @@ from tusedge.protocol.constants import SUPPORTED_VERSIONS, Extension, Header
 from tusedge.protocol.requests import check_version, parse_append, parse_create
 from tusedge.protocol.upload import ConcatKind
 from tusedge.server.download import download_response
+from tusedge.server.hooks import proposed_fields, request_fields, upload_fields
 from tusedge.server.responses import checksum_status, tus_response, upload_headers
 from tusedge.server.service import TusService
 
@@ -88,9 +89,14 @@ class TusEndpoints:
         if self.signing_key:
             max_size = signing.verify(self.signing_key, request.url.path, request.query_params, time.time()).max_size
         parsed = parse_create(request.headers)
+        hooks = self.service.hooks
+        asking = request_fields(request.method, request.url.path, request.client.host if request.client else None,
+                                request.headers)  # fmt: skip
+        await hooks.pre_create(proposed_fields(parsed), asking)
         info = await self.service.create(parsed, request.stream() if parsed.has_body else None, max_size)
         kind = "single" if info.concat is None else info.concat.value
         self.service.metrics.uploads_created.labels(kind).inc()
+        hooks.notify("post-create", upload_fields(info, self.settings.base_path), asking)
         headers = upload_headers(info, offset=parsed.has_body)
         headers.pop(Header.UPLOAD_METADATA, None)
         headers.pop(Header.UPLOAD_LENGTH, None)

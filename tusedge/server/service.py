@@ -42,6 +42,7 @@ from tusedge.protocol.upload import (
 )
 from tusedge.server.body import BodyPump, Ending
 from tusedge.server.finishing import Finisher
+from tusedge.server.hooks import Hooks, upload_fields
 from tusedge.server.metrics import Metrics
 from tusedge.state.repository import UploadRepository
 from tusedge.storage.filestore import FileStore
@@ -66,6 +67,7 @@ class TusService:
         locker: Locker,
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -73,7 +75,8 @@ class TusService:
         self.locker = locker
         self.clock = clock
         self.metrics = metrics or Metrics()
-        self.finisher = Finisher(settings, store, repo, locker, clock, self.metrics)
+        self.hooks = hooks or Hooks(settings)
+        self.finisher = Finisher(settings, store, repo, locker, clock, self.metrics, self.hooks)
 
     # --- lookups -------------------------------------------------------------------------------------
     async def get(self, upload_id: str) -> UploadInfo:
@@ -284,9 +287,11 @@ class TusService:
             status = Status.FINISHING if declared is not None else Status.COMPLETE
         await self.repo.update(info.id, now, offset=end, length=length, status=status, expires_at=expires_at)
         self.metrics.bytes_received.inc(max(0, end - info.offset))
+        committed = replace(info, offset=end, length=length, status=status, expires_at=expires_at)
         if status is Status.COMPLETE:
             self.metrics.uploads_completed.inc()
-        return replace(info, offset=end, length=length, status=status, expires_at=expires_at)
+            self.hooks.notify("post-finish", upload_fields(committed, self.settings.base_path))
+        return committed
 
     # --- termination ---------------------------------------------------------------------------------
     async def terminate(self, upload_id: str) -> None:
@@ -294,10 +299,11 @@ class TusService:
         await self.get(upload_id)
         lock = await self.locker.acquire(upload_id, self.settings.lock_timeout_s)
         try:
-            await self.get(upload_id)
+            info = await self.get(upload_id)
             await self._remove(upload_id, Status.TERMINATED)
         finally:
             await lock.release()
+        self.hooks.notify("post-terminate", upload_fields(info, self.settings.base_path))
 
     async def _remove(self, upload_id: str, tombstone: Status) -> None:
         await self.repo.update(upload_id, self.clock(), status=tombstone, expires_at=None)
@@ -331,6 +337,7 @@ class TusService:
                 info = await self.repo.get(upload_id)
                 if info is not None and info.expired_at(self.clock()):
                     await self._remove(upload_id, Status.EXPIRED)
+                    self.hooks.notify("post-expire", upload_fields(info, self.settings.base_path))
                     removed += 1
             finally:
                 await lock.release()
