@@ -73,6 +73,12 @@ class Settings:
         metadata=_help("events sent to hook_url (comma list)"),
     )
     hook_timeout_s: float = field(default=5.0, metadata=_help("how long a hook may take to answer"))
+    client_requests_per_s: float = field(
+        default=0.0, metadata=_help("requests per second per client address, in bursts of 5 s worth; 0: no limit")
+    )
+    client_bandwidth_bytes: int = field(
+        default=0, metadata=_help("upload bytes per second per client address, all its uploads together; 0: no limit")
+    )
     metrics: bool = field(default=True, metadata=_help("serve Prometheus metrics at /metrics"))
     keep_alive_s: float = field(
         default=60.0,
@@ -105,7 +111,7 @@ class Settings:
             raise SettingsError("base_path must start and end with '/'")
         if not 0 <= self.port <= 65535:
             raise SettingsError("port must be between 0 and 65535")
-        for name in ("max_size_bytes", "commit_interval_bytes"):
+        for name in ("max_size_bytes", "commit_interval_bytes", "client_bandwidth_bytes"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
         if self.write_buffer_bytes < 64 * KIB:
@@ -127,10 +133,12 @@ class Settings:
             "keep_alive_s",
             "finish_wait_s",
             "reaper_interval_s",
+            "hook_timeout_s",
+            "client_requests_per_s",
         ):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
-                raise SettingsError(f"{name} must be a finite number of seconds, not negative")
+                raise SettingsError(f"{name} must be a finite, not negative number")
         if self.reaper_interval_s <= 0:
             raise SettingsError("reaper_interval_s must be above 0")
         if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgres")):

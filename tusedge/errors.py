@@ -161,6 +161,12 @@ class HookUnavailable(TusError):
     default_message = "the server cannot check this upload right now; retry shortly"
 
 
+class TooManyRequests(TusError):
+    status = 429
+    code = "ERR_TOO_MANY_REQUESTS"
+    default_message = "too many requests from this client; retry later"
+
+
 class ServerBusy(TusError):
     """The node is at a capacity limit (e.g. every lock connection to PostgreSQL is in use)."""
 

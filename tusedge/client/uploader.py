@@ -22,13 +22,13 @@ import httpx
 from tusedge.client import checksums, resource
 from tusedge.client.errors import TusClientError, VerificationFailed
 from tusedge.client.progress import Progress
-from tusedge.client.ratelimit import TokenBucket
 from tusedge.client.resume import ResumeStore, StoredUpload
 from tusedge.client.retry import RETRYABLE, Attempts, RetryPolicy
 from tusedge.client.source import Source, open_source
 from tusedge.client.transport import HttpVersion, make_client
 from tusedge.protocol.constants import DIGEST_METADATA_KEY, Extension, Header
 from tusedge.protocol.metadata import format_metadata
+from tusedge.ratelimit import TokenBucket
 
 PIECE_BYTES = 1024 * 1024
 DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024

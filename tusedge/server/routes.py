@@ -15,6 +15,7 @@ from tusedge.protocol.requests import check_version, parse_append, parse_create
 from tusedge.protocol.upload import ConcatKind
 from tusedge.server.download import download_response
 from tusedge.server.hooks import proposed_fields, request_fields, upload_fields
+from tusedge.server.limits import ClientLimits
 from tusedge.server.responses import checksum_status, tus_response, upload_headers
 from tusedge.server.service import TusService
 
@@ -49,6 +50,7 @@ class TusEndpoints:
         if settings.max_size_bytes:
             self.options_headers[Header.TUS_MAX_SIZE] = str(settings.max_size_bytes)
         self.signing_key = settings.signing_key.encode()
+        self.limits = ClientLimits(settings)
 
     def routes(self) -> list[BaseRoute]:
         base = self.settings.base_path
@@ -61,11 +63,13 @@ class TusEndpoints:
         return str(request.base_url).rstrip("/") + self.settings.base_path + upload_id
 
     async def collection(self, request: Request) -> Response:
+        self.limits.check_rate(request)
         if request.method == "OPTIONS":
             return self.options()
         return await self.create(request)
 
     async def resource(self, request: Request) -> Response:
+        self.limits.check_rate(request)
         upload_id: str = request.path_params["upload_id"]
         method = request.method
         if method == "OPTIONS":
@@ -93,7 +97,8 @@ class TusEndpoints:
         asking = request_fields(request.method, request.url.path, request.client.host if request.client else None,
                                 request.headers)  # fmt: skip
         await hooks.pre_create(proposed_fields(parsed), asking)
-        info = await self.service.create(parsed, request.stream() if parsed.has_body else None, max_size)
+        body = self.limits.throttle(request, request.stream()) if parsed.has_body else None
+        info = await self.service.create(parsed, body, max_size)
         kind = "single" if info.concat is None else info.concat.value
         self.service.metrics.uploads_created.labels(kind).inc()
         hooks.notify("post-create", upload_fields(info, self.settings.base_path), asking)
@@ -124,7 +129,7 @@ class TusEndpoints:
 
     async def append(self, request: Request, upload_id: str) -> Response:
         parsed = parse_append(request.headers)
-        info = await self.service.append(upload_id, parsed, request.stream())
+        info = await self.service.append(upload_id, parsed, self.limits.throttle(request, request.stream()))
         headers: dict[str, str] = {Header.UPLOAD_OFFSET: str(info.offset)}
         if info.expires_at is not None and not info.complete:
             headers[Header.UPLOAD_EXPIRES] = upload_headers(info)[Header.UPLOAD_EXPIRES]

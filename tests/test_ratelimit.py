@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tusedge.client.ratelimit import TokenBucket
+from tusedge.ratelimit import TokenBucket
 
 
 class FakeTime:
@@ -65,3 +65,16 @@ def test_piece_size_follows_the_rate_within_bounds() -> None:
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError):
         TokenBucket(0)
+
+
+def test_try_take_never_waits_and_says_how_long_until_it_could() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(2, burst=3, clock=t.clock, sleep=t.sleep)
+    assert [bucket.try_take() for _ in range(3)] == [0, 0, 0]
+    assert bucket.try_take() == pytest.approx(0.5)  # refused: nothing taken
+    assert bucket.try_take() == pytest.approx(0.5)
+    t.now += 0.5
+    assert bucket.try_take() == 0
+    assert not bucket.idle
+    t.now += 10
+    assert bucket.idle
