@@ -108,3 +108,21 @@ def test_a_success_gives_the_next_failures_a_fresh_budget() -> None:
     assert asyncio.run(attempts.run(flaky)) == "ok"
     assert asyncio.run(attempts.run(flaky)) == "ok again"
     assert attempts.retries == 2
+
+
+def test_a_retry_after_from_the_server_is_waited_for_within_the_policys_bounds() -> None:
+    t = FakeTime()
+    attempts = Attempts(RetryPolicy(base_delay_s=0.01, max_delay_s=10), clock=t.clock, sleep=t.sleep)
+    answers: Iterator[TusClientError | str] = iter(
+        [TusClientError("HEAD", "u", 429, "slow down", retry_after=3), TusClientError("HEAD", "u", 503, "busy",
+                                                                                      retry_after=3600), "ok"]
+    )  # fmt: skip
+
+    async def limited() -> str:
+        item = next(answers)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    assert asyncio.run(attempts.run(limited)) == "ok"
+    assert t.sleeps[0] >= 3 and t.sleeps[1] == 10  # as asked; an hour is capped at max_delay_s

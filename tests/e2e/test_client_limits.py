@@ -6,9 +6,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 import httpx
 from server_process import ServerFactory
+
+from tusedge.client.retry import RetryPolicy
+from tusedge.client.uploader import UploadOptions, upload_sync
 
 TUS = {"Tus-Resumable": "1.0.0"}
 MIB = 1024 * 1024
@@ -63,3 +67,14 @@ def test_a_clients_uploads_share_its_bandwidth_and_others_keep_theirs(server_fac
         thread.join(60)
     assert max(durations["a1"], durations["a2"]) >= 2.4  # 3 MiB at 1 MiB/s, less the 0.25 s burst
     assert durations["b"] < max(durations["a1"], durations["a2"]) - 0.5
+
+
+def test_the_tusedge_client_waits_as_told_by_429_and_completes(server_factory: ServerFactory, tmp_path: Path) -> None:
+    server = server_factory("--client-requests-per-s", "4")
+    source = tmp_path / "file.bin"
+    data = os.urandom(2 * MIB)
+    source.write_bytes(data)
+    options = UploadOptions(chunk_size=64 * 1024, resume=False, retry=RetryPolicy(base_delay_s=0.01, max_attempts=50))
+    result = upload_sync(source, server.url, options)
+    assert result.retries > 0  # it was told to wait, more than once
+    assert httpx.get(result.url).content == data

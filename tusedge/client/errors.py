@@ -11,9 +11,11 @@ class TusClientError(ClientError):
     """The server answered with a status the request did not expect; ``status`` and the server's
     one-line ``reason`` say why."""
 
-    def __init__(self, method: str, url: str, status: int, reason: str) -> None:
+    def __init__(self, method: str, url: str, status: int, reason: str, *, retry_after: float | None = None) -> None:
         self.method = method
         self.status = status
+        self.retry_after = retry_after
+        """Seconds the server asked us to wait (Retry-After), if it did."""
         self.reason = reason.strip().splitlines()[0][:300] if reason.strip() else ""
         super().__init__(f"{method} {url}: {status} {self.reason}".rstrip())
 

@@ -33,9 +33,17 @@ class UploadState:
     checksum_status: str | None  # ours: pending / verified / mismatch, when a whole-file digest was declared
 
 
+def _retry_after(response: httpx.Response) -> float | None:
+    """A Retry-After in seconds (the date form is not used by tus servers)."""
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
+
+
 def _check(response: httpx.Response, method: str, expected: tuple[int, ...]) -> None:
     if response.status_code not in expected:
-        raise TusClientError(method, str(response.url), response.status_code, response.text)
+        raise TusClientError(
+            method, str(response.url), response.status_code, response.text, retry_after=_retry_after(response)
+        )
 
 
 async def options(client: httpx.AsyncClient, endpoint: str) -> ServerOffer:

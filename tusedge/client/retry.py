@@ -94,6 +94,9 @@ class Attempts:
             raise GaveUp(
                 f"gave up after {self._attempt} retries in {elapsed:.0f} s: {exc!s} ({type(exc).__name__})"
             ) from exc
+        if isinstance(exc, TusClientError) and exc.retry_after is not None:
+            # The server said when (429, 503): no sooner, but not past the policy's own bounds either.
+            delay = max(delay, min(exc.retry_after, self.policy.max_delay_s))
         self._attempt += 1
         self.retries += 1
         await self._sleep(delay)
