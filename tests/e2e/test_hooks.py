@@ -101,6 +101,7 @@ def test_an_unreachable_pre_create_hook_refuses_uploads_with_503(server_factory:
     server = server_factory("--hook-url", "http://127.0.0.1:9/hook", "--hook-timeout-s", "1")
     response = httpx.post(server.url, headers={**TUS, "Upload-Length": "5"})
     assert response.status_code == 503 and "retry" in response.text
+    assert response.headers["Retry-After"] == "5"  # clients that honour it (ours does) come back later
 
 
 def test_post_events_tell_the_upload_story(server_factory: ServerFactory, receiver: HookReceiver) -> None:

@@ -92,7 +92,8 @@ class PostgresLocker:
             conn = await self._pool.acquire(timeout=max(timeout_s, 1.0))
         except TimeoutError:
             raise ServerBusy(
-                f"all {self.max_connections} lock connections of this node are in use (one per upload being written)"
+                f"all {self.max_connections} lock connections of this node are in use (one per upload being written)",
+                headers={"Retry-After": "1"},
             ) from None
         try:
             while True:

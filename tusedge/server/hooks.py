@@ -99,7 +99,7 @@ class Hooks:
             answer = await self._post({"type": "pre-create", "upload": upload, "request": request})
         except httpx.HTTPError as exc:
             log.error("pre-create hook unreachable: %s", exc)
-            raise HookUnavailable() from None
+            raise HookUnavailable(headers={"Retry-After": "5"}) from None
         if answer.is_success:
             return
         reason = answer.text.strip().splitlines()[0][:300] if answer.text.strip() else None
