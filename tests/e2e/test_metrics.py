@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -72,8 +74,12 @@ def test_metrics_add_up_across_workers(server_factory: ServerFactory) -> None:
             assert client.post(server.url, headers={**TUS, "Upload-Length": "1"}).status_code == 201
     for _ in range(4):  # whichever worker answers, it answers for both
         assert samples(server.origin)[("tusedge_uploads_created_total", (("kind", "single"),))] == 12
-    writers = {path.stem.rsplit("_", 1)[-1] for path in (server.data_dir / "metrics").glob("counter_*.db")}
+    (folder,) = Path(tempfile.gettempdir()).glob(f"tusedge-metrics-{server.pid}-*")
+    assert not (server.data_dir / "metrics").exists()  # node-local, not in the (maybe shared) data folder
+    writers = {path.stem.rsplit("_", 1)[-1] for path in folder.glob("counter_*.db")}
     assert len(writers) == 2  # both workers counted (12 connections all to one worker: 1 in 2048)
+    server.stop()
+    assert not folder.exists()  # removed when the server ends
 
 
 def test_metrics_can_be_turned_off(server_factory: ServerFactory) -> None:

@@ -1,12 +1,14 @@
 """Prometheus metrics, defined in this one place and served at ``/metrics`` (prometheus_client's text
-format). With ``--workers N`` every worker writes its values to files under ``<data>/metrics`` (the
-library's multiprocess mode, switched on by ``serve`` before the workers start) and any worker's
-``/metrics`` answers for all of them.
+format). With ``--workers N`` every worker writes its values to files in a node-local temporary folder
+(the library's multiprocess mode, switched on by ``serve`` before the workers start, removed when it
+ends) and any worker's ``/metrics`` answers for all of them. Node-local, not in the data folder: nodes
+sharing that folder must not count each other's processes.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,12 +25,12 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"})
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
 
 
-def prepare_multiprocess(directory: Path) -> None:
-    """Before workers start: an empty folder for their metric files, named in the environment they inherit."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
+def prepare_multiprocess() -> Path:
+    """Before workers start: a new folder for their metric files (``tusedge-metrics-<pid>-...`` in the
+    system's temporary folder), named in the environment they inherit. The caller removes it."""
+    directory = Path(tempfile.mkdtemp(prefix=f"tusedge-metrics-{os.getpid()}-"))
     os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
 
 
 class Metrics:

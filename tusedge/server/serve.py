@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 
 from hypercorn.config import Config
@@ -99,12 +100,15 @@ async def _prepare(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     asyncio.run(_prepare(settings))
     os.environ["TUSEDGE_SETTINGS_JSON"] = settings.to_json()
-    if settings.workers > 1 and settings.metrics:
-        prepare_multiprocess(settings.data_dir / "metrics")
+    metrics_dir = prepare_multiprocess() if settings.workers > 1 and settings.metrics else None
     config = hypercorn_config(settings)
     if settings.http3 and settings.port == 0:
         tcp, udp = bind_same_port(settings.host)
         # Hypercorn adopts already-bound sockets through fd:// binds; detach() hands the descriptors over.
         config.bind = [f"fd://{tcp.detach()}"]
         config.quic_bind = [f"fd://{udp.detach()}"]
-    return run(config)
+    try:
+        return run(config)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
