@@ -47,6 +47,12 @@ def digest(source: Source, algorithm: str, start: int, length: int, cancel: thre
     return hasher.digest()
 
 
+def digest_bytes(algorithm: str, data: bytes) -> bytes:
+    hasher = ALGORITHMS[algorithm]()
+    hasher.update(data)
+    return hasher.digest()
+
+
 def header_value(algorithm: str, value: bytes) -> str:
     """``<algorithm> <base64 digest>``, the Upload-Checksum format (and our ``checksum`` metadata)."""
     return f"{algorithm} {base64.b64encode(value).decode('ascii')}"

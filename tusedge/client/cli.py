@@ -20,6 +20,7 @@ import httpx
 
 from tusedge.client import resource
 from tusedge.client.errors import ClientError, GaveUp, TusClientError, VerificationFailed
+from tusedge.client.pipe import upload_stream
 from tusedge.client.progress import Progress, ProgressPrinter, format_bytes
 from tusedge.client.retry import RetryPolicy
 from tusedge.client.transport import HttpVersion, make_client
@@ -38,7 +39,8 @@ class _Terminated(Exception):
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = commands.add_parser("upload", help="upload a file to a tus server (resumable, parallel)")
-    up.add_argument("file", type=Path)
+    up.add_argument("file", type=Path, help="the file, or - for standard input (a stream of unknown length)")
+    up.add_argument("--name", default="stdin", help="filename metadata of an upload from standard input")
     up.add_argument("url", help="the server's creation URL, e.g. http://127.0.0.1:1080/files/")
     up.add_argument("--parallel", type=int, default=1, help="partial uploads at once (needs concatenation)")
     up.add_argument("--chunk-size", default=str(DEFAULT_CHUNK_BYTES), help="bytes per PATCH (e.g. 64MiB)")
@@ -125,7 +127,10 @@ async def _upload_with_progress(args: argparse.Namespace, options: UploadOptions
     printer = ProgressPrinter(progress, sys.stderr, interval_s=args.progress_interval)
     printing = None if args.quiet else asyncio.ensure_future(printer.run())
     try:
-        result = await upload(args.file, args.url, options, progress=progress)
+        if str(args.file) == "-":  # a stream of unknown length: creation-defer-length, no resume store
+            result = await upload_stream(sys.stdin.buffer, args.url, options, name=args.name, progress=progress)
+        else:
+            result = await upload(args.file, args.url, options, progress=progress)
     except asyncio.CancelledError:
         if terminated:
             raise _Terminated() from None
@@ -169,7 +174,7 @@ def run_upload(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"tusedge: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not args.file.is_file():
+    if str(args.file) != "-" and not args.file.is_file():
         print(f"tusedge: {args.file} is not a file", file=sys.stderr)
         return EXIT_USAGE
     started = time.monotonic()

@@ -81,9 +81,16 @@ async def head(client: httpx.AsyncClient, url: str) -> UploadState:
 
 
 async def patch(
-    client: httpx.AsyncClient, url: str, offset: int, length: int, body: AsyncIterator[bytes], checksum: str | None
+    client: httpx.AsyncClient,
+    url: str,
+    offset: int,
+    length: int,
+    body: AsyncIterator[bytes] | bytes,
+    checksum: str | None,
+    upload_length: int | None = None,
 ) -> int:
-    """Send ``length`` bytes at ``offset``; return the server's new offset."""
+    """Send ``length`` bytes at ``offset``; return the server's new offset. ``upload_length`` declares a
+    deferred upload's length (creation-defer-length), on its last PATCH."""
     headers = {
         **TUS,
         Header.UPLOAD_OFFSET.value: str(offset),
@@ -92,6 +99,8 @@ async def patch(
     }
     if checksum is not None:
         headers[Header.UPLOAD_CHECKSUM.value] = checksum
+    if upload_length is not None:
+        headers[Header.UPLOAD_LENGTH.value] = str(upload_length)
     response = await client.patch(url, content=body, headers=headers)
     _check(response, "PATCH", (204,))
     return parse_offset(response.headers.get(Header.UPLOAD_OFFSET))
