@@ -14,6 +14,7 @@ from tusedge.client.errors import (
     UploadInProgress,
     VerificationFailed,
 )
+from tusedge.client.pipe import upload_stream, upload_stream_sync
 from tusedge.client.progress import Progress
 from tusedge.client.retry import RetryPolicy
 from tusedge.client.source import FileSource, Source, StreamSource
@@ -34,5 +35,7 @@ __all__ = [
     "UploadResult",
     "VerificationFailed",
     "upload",
+    "upload_stream",
+    "upload_stream_sync",
     "upload_sync",
 ]
