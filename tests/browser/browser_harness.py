@@ -29,6 +29,7 @@ WEB_DIR = ROOT / "web"
 STATIC_DIR = ROOT / "tusedge" / "server" / "static"
 VENDOR_VERSION_FILE = STATIC_DIR / "vendor" / "VERSION"
 EXAMPLE_DIR = ROOT / "examples" / "browser"
+UPPY_DIST = HERE / "node_modules" / "uppy" / "dist"
 MiB = 1024 * 1024
 
 
@@ -59,11 +60,12 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> None:
 
 
 def node_with_playwright() -> str:
-    """``node``, with tests/browser's pinned playwright-core installed (``npm ci`` when missing or stale)."""
+    """``node``, with tests/browser's pinned packages (playwright-core, uppy) installed (``npm ci`` when
+    missing or stale)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.fail("the browser tests need Node.js (>= 18) and npm on PATH (apt-get install nodejs npm)")
-    if _installed(HERE, "playwright-core") != _pinned(HERE, "playwright-core"):
+    if any(_installed(HERE, name) != _pinned(HERE, name) for name in ("playwright-core", "uppy")):
         _run([npm, "ci", "--no-audit", "--no-fund"], HERE, timeout=600)
     return node
 
