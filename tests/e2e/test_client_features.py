@@ -228,3 +228,17 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, flags: list[str]) -> None:
 def test_cli_missing_file_exits_2(tmp_path: Path) -> None:
     done = cli(str(tmp_path / "absent"), "http://127.0.0.1:9/files/")
     assert done.returncode == 2 and "is not a file" in done.stderr
+
+
+def test_a_small_file_goes_in_the_creation_request(tusedge_server: ServerProcess, tmp_path: Path) -> None:
+    """creation-with-upload: up to 1 MiB, one POST carries the bytes (with their Upload-Checksum); no PATCH."""
+    source = tmp_path / "note.txt"
+    digest = random_file(source, 300_000)
+    with FaultProxy(tusedge_server.port) as proxy:
+        result = upload_sync(source, f"{proxy.url}/files/", UploadOptions(resume=False))
+    posts = proxy.requests("POST")
+    assert len(posts) == 1 and posts[0].headers["content-length"] == "300000"
+    assert posts[0].headers["upload-checksum"].startswith("sha256 ")
+    assert proxy.requests("PATCH") == []
+    assert result.bytes_sent == 300_000 and result.resumed_from == 0 and result.digest_status == "verified"
+    assert served_sha256(result.url.replace(str(proxy.port), str(tusedge_server.port))) == digest

@@ -60,8 +60,11 @@ async def options(client: httpx.AsyncClient, endpoint: str) -> ServerOffer:
     )
 
 
-async def create(client: httpx.AsyncClient, endpoint: str, headers: dict[str, str]) -> str:
-    response = await client.post(endpoint, headers={**TUS, **headers})
+async def create(client: httpx.AsyncClient, endpoint: str, headers: dict[str, str], body: bytes | None = None) -> str:
+    """POST a new upload; with ``body``, its first bytes too (creation-with-upload)."""
+    if body is not None:
+        headers = {**headers, "Content-Type": OFFSET_OCTET_STREAM, "Content-Length": str(len(body))}
+    response = await client.post(endpoint, headers={**TUS, **headers}, content=body)
     _check(response, "POST", (201,))
     if "Location" not in response.headers:
         raise TusClientError("POST", endpoint, 201, "the answer has no Location header")
