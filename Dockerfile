@@ -21,7 +21,7 @@ COPY pyproject.toml README.md ./
 COPY tusedge ./tusedge
 COPY conformance ./conformance
 COPY --from=web /src/tusedge/server/static/vendor ./tusedge/server/static/vendor
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ".[postgres]" \
     && useradd --system --uid 10001 --home-dir /data tusedge \
     && mkdir -p /data && chown tusedge /data
 

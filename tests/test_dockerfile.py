@@ -38,3 +38,9 @@ def test_dockerfile_entrypoint_is_the_console_script() -> None:
     assert match is not None
     assert json.loads(match.group(1)) == ["tusedge", "serve"]
     assert 'tusedge = "tusedge.cli:main"' in (DOCKERFILE.parent / "pyproject.toml").read_text()
+
+
+def test_the_image_can_share_state_in_postgresql() -> None:
+    """Several nodes from one image (docs/multi-node.md) need the [postgres] extra in it."""
+    text = DOCKERFILE.read_text()
+    assert 'pip install --no-cache-dir ".[postgres]"' in text
