@@ -4,6 +4,7 @@ events arrive (retried when the receiver fails), and only the configured events 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ Decide = Callable[[dict[str, Any]], tuple[int, str]]
 
 
 class HookReceiver:
-    def __init__(self, decide: Decide | None = None) -> None:
+    def __init__(self, decide: Decide | None = None, port: int = 0) -> None:
         self.events: list[dict[str, Any]] = []
         self.decide: Decide = decide or (lambda event: (200, "ok"))
         receiver = self
@@ -40,7 +41,7 @@ class HookReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -145,3 +146,32 @@ def test_post_events_are_retried_until_the_receiver_takes_them(
     httpx.post(server.url, headers={**TUS, "Upload-Length": "5"})
     tries = receiver.wait_for("post-create", 3, timeout_s=20)
     assert len({e["upload"]["id"] for e in tries}) == 1  # the same event, delivered on the third try
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_post_events_wait_in_the_outbox_through_a_hook_outage_and_a_server_crash(
+    server_factory: ServerFactory,
+) -> None:
+    """The hook is down when an upload finishes, and the server is then killed -9: after the restart, with
+    the hook back, the post-finish event is delivered (it was in the state database, not in memory)."""
+    port = free_port()
+    server = server_factory("--hook-url", f"http://127.0.0.1:{port}/hook", "--hook-events", "post-finish")
+    created = httpx.post(server.url, headers={**TUS, "Upload-Length": "5"})
+    url = created.headers["Location"]
+    assert patch(url, 0, b"hello").status_code == 204
+    time.sleep(1.0)  # the first tries fail: nothing listens
+    server.kill()
+    hook = HookReceiver(port=port)
+    try:
+        server.start()
+        finished = hook.wait_for("post-finish", timeout_s=30)
+        assert finished[0]["upload"]["id"] == url.rsplit("/", 1)[1] and finished[0]["upload"]["size"] == 5
+        time.sleep(1.5)
+        assert len(hook.of_type("post-finish")) == 1  # delivered once, then removed from the outbox
+    finally:
+        hook.close()

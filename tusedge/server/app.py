@@ -31,6 +31,7 @@ from tusedge.server.routes import TusEndpoints
 from tusedge.server.service import TusService
 from tusedge.server.ui import UploadPage
 from tusedge.state.database import create_engine, create_schema
+from tusedge.state.outbox import EventOutbox
 from tusedge.state.repository import UploadRepository
 from tusedge.storage.filestore import FileStore
 
@@ -53,8 +54,9 @@ def create_app(settings: Settings) -> Starlette:
     store = FileStore(settings.uploads_dir, preallocate=settings.preallocate, fsync=settings.fsync)
     locker = make_locker(settings)
     metrics = Metrics()
-    hooks = Hooks(settings)
-    service = TusService(settings, store, UploadRepository(engine), locker, metrics=metrics, hooks=hooks)
+    repo = UploadRepository(engine)
+    hooks = Hooks(settings, EventOutbox(repo))
+    service = TusService(settings, store, repo, locker, metrics=metrics, hooks=hooks)
     endpoints = TusEndpoints(service, settings)
 
     @contextlib.asynccontextmanager
@@ -64,13 +66,18 @@ def create_app(settings: Settings) -> Starlette:
         await create_schema(engine)
         await service.finisher.resume_pending()
         # The reaper also retries finishing jobs, so it runs even when uploads never expire.
-        reaper = asyncio.get_running_loop().create_task(run_reaper(service, settings.reaper_interval_s))
+        loop = asyncio.get_running_loop()
+        background = [loop.create_task(run_reaper(service, settings.reaper_interval_s))]
+        if hooks.delivers:
+            background.append(loop.create_task(hooks.run_deliveries()))
         try:
             yield
         finally:
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await service.finisher.close()
             await hooks.close()
             await locker.close()

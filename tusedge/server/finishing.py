@@ -166,7 +166,7 @@ class Finisher:
         log.info("upload %s complete (%d bytes)", info.id, length)
         self.metrics.uploads_completed.inc()
         done = replace(info, offset=length, length=length, status=Status.COMPLETE)
-        self.hooks.notify("post-finish", upload_fields(done, self.settings.base_path))
+        await self.hooks.notify("post-finish", upload_fields(done, self.settings.base_path))
         if info.concat is ConcatKind.PARTIAL:
             await self.part_completed(info.id)
         if retire:

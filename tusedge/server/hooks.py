@@ -6,8 +6,10 @@ answer's body as the reason — the place for authorisation, quotas, naming rule
 reached the upload is refused with 503: a hook that guards uploads must not be skipped when it is down.
 
 ``post-create``, ``post-finish`` (the upload is complete: merged and verified), ``post-terminate`` and
-``post-expire`` are notifications, sent in the background and retried (1 + 3 tries with backoff) until
-the hook answers 2xx; they are not kept across a server restart.
+``post-expire`` are notifications: written to the outbox in the state database right after the change
+they report, and delivered from there in the background until the hook answers 2xx — retried with
+growing delays for up to a day, across restarts, by whichever process or node gets to them first (at
+least once; a duplicate is possible if a deliverer dies between sending and recording it).
 
 An event: ``{"type": ..., "upload": {"id", "path", "size", "offset", "metadata", "concat", "parts"},
 "request": {"method", "path", "remote_addr", "headers"}}`` — ``request`` only for events a request
@@ -17,8 +19,11 @@ caused; metadata values decoded as UTF-8.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,13 +33,20 @@ from tusedge.errors import HookRefused, HookUnavailable
 from tusedge.protocol.metadata import parse_metadata
 from tusedge.protocol.requests import CreateUpload
 from tusedge.protocol.upload import UploadInfo
+from tusedge.state.outbox import EventOutbox, PendingEvent
 
 log = logging.getLogger("tusedge")
 
 EVENTS = ("pre-create", "post-create", "post-finish", "post-terminate", "post-expire")
-RETRY_DELAYS_S = (0.5, 2.0, 8.0)
+RETRY_DELAYS_S = (0.5, 2.0, 8.0, 30.0, 60.0, 300.0, 900.0, 3600.0)  # then every hour
+GIVE_UP_AFTER = timedelta(days=1)
+POLL_S = 1.0  # also picks up events written by other processes
 # Request headers a hook may need to decide (who is asking); never cookies.
 FORWARDED_HEADERS = ("authorization", "user-agent", "x-forwarded-for", "x-real-ip", "origin", "referer")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _metadata(header: str | None) -> dict[str, str]:
@@ -73,22 +85,37 @@ def request_fields(method: str, path: str, remote_addr: str | None, headers: Map
 
 
 class Hooks:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, outbox: EventOutbox | None = None, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
         self.url = settings.hook_url
         self.events = frozenset(settings.hook_events) if self.url else frozenset()
         self.timeout_s = settings.hook_timeout_s
+        self.outbox = outbox
+        self.clock = clock
+        if self.outbox is None and self.events - {"pre-create"}:
+            raise ValueError("post-* hooks need an outbox")
         self._client: httpx.AsyncClient | None = None
-        self._deliveries: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
 
     def wants(self, event: str) -> bool:
         return event in self.events
+
+    @property
+    def delivers(self) -> bool:
+        return bool(self.events - {"pre-create"})
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout_s)
         return self._client
 
-    async def _post(self, event: dict[str, Any]) -> httpx.Response:
+    async def _post(self, event: dict[str, Any] | str) -> httpx.Response:
+        if isinstance(event, str):
+            kind = json.loads(event)["type"]
+            return await self._http().post(
+                self.url, content=event, headers={"Hook-Name": kind, "Content-Type": "application/json"}
+            )
         return await self._http().post(self.url, json=event, headers={"Hook-Name": event["type"]})
 
     async def pre_create(self, upload: dict[str, Any], request: dict[str, Any]) -> None:
@@ -106,33 +133,53 @@ class Hooks:
         status = answer.status_code if 400 <= answer.status_code < 500 else 403
         raise HookRefused(reason, status=status)
 
-    def notify(self, event_type: str, upload: dict[str, Any], request: dict[str, Any] | None = None) -> None:
-        """Send a post-* event in the background (retried); never fails the caller."""
-        if not self.wants(event_type):
+    async def notify(self, event_type: str, upload: dict[str, Any], request: dict[str, Any] | None = None) -> None:
+        """Put a post-* event in the outbox for delivery; a failure to record it is logged, never raised
+        (the change it reports has happened)."""
+        if not self.wants(event_type) or self.outbox is None:
             return
         event: dict[str, Any] = {"type": event_type, "upload": upload}
         if request is not None:
             event["request"] = request
-        task = asyncio.get_running_loop().create_task(self._deliver(event))
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+        try:
+            await self.outbox.add(json.dumps(event), self.clock())
+        except Exception:
+            log.exception("could not record the %s hook event of upload %s", event_type, upload.get("id"))
+            return
+        self._wake.set()
 
-    async def _deliver(self, event: dict[str, Any]) -> None:
-        for delay in (0.0, *RETRY_DELAYS_S):
-            await asyncio.sleep(delay)
+    async def run_deliveries(self) -> None:
+        """Deliver the outbox until cancelled: when woken by a new event, and every POLL_S."""
+        assert self.outbox is not None
+        while True:
             try:
-                if (await self._post(event)).is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-        log.error("%s hook for upload %s not delivered after %d tries", event["type"], event["upload"]["id"],
-                  1 + len(RETRY_DELAYS_S))  # fmt: skip
+                batch = await self.outbox.claim_due(self.clock(), timedelta(seconds=3 * self.timeout_s + 5))
+                for item in batch:
+                    await self._deliver(item)
+            except Exception:  # a bad round (database busy...) must not end deliveries
+                log.exception("hook delivery round failed")
+                batch = []
+            if not batch:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_S)
 
-    async def close(self, grace_s: float = 5.0) -> None:
-        """Give deliveries under way a moment to finish, then stop."""
-        if self._deliveries:
-            await asyncio.wait(set(self._deliveries), timeout=grace_s)
-            for task in self._deliveries:
-                task.cancel()
+    async def _deliver(self, item: PendingEvent) -> None:
+        assert self.outbox is not None
+        try:
+            if (await self._post(item.event)).is_success:
+                await self.outbox.delivered(item.id)
+                return
+        except httpx.HTTPError:
+            pass
+        now = self.clock()
+        if now - item.created_at >= GIVE_UP_AFTER:
+            log.error("hook event %d not delivered within %s; dropped: %s", item.id, GIVE_UP_AFTER, item.event[:200])
+            await self.outbox.delivered(item.id)
+            return
+        delay = RETRY_DELAYS_S[min(item.attempts, len(RETRY_DELAYS_S) - 1)]
+        await self.outbox.retry_at(item.id, now + timedelta(seconds=delay), item.attempts + 1)
+
+    async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()

@@ -101,7 +101,7 @@ class TusEndpoints:
         info = await self.service.create(parsed, body, max_size)
         kind = "single" if info.concat is None else info.concat.value
         self.service.metrics.uploads_created.labels(kind).inc()
-        hooks.notify("post-create", upload_fields(info, self.settings.base_path), asking)
+        await hooks.notify("post-create", upload_fields(info, self.settings.base_path), asking)
         headers = upload_headers(info, offset=parsed.has_body)
         headers.pop(Header.UPLOAD_METADATA, None)
         headers.pop(Header.UPLOAD_LENGTH, None)

@@ -44,6 +44,7 @@ from tusedge.server.body import BodyPump, Ending
 from tusedge.server.finishing import Finisher
 from tusedge.server.hooks import Hooks, upload_fields
 from tusedge.server.metrics import Metrics
+from tusedge.state.outbox import EventOutbox
 from tusedge.state.repository import UploadRepository
 from tusedge.storage.filestore import FileStore
 
@@ -75,7 +76,7 @@ class TusService:
         self.locker = locker
         self.clock = clock
         self.metrics = metrics or Metrics()
-        self.hooks = hooks or Hooks(settings)
+        self.hooks = hooks or Hooks(settings, EventOutbox(repo), clock)
         self.finisher = Finisher(settings, store, repo, locker, clock, self.metrics, self.hooks)
 
     # --- lookups -------------------------------------------------------------------------------------
@@ -290,7 +291,7 @@ class TusService:
         committed = replace(info, offset=end, length=length, status=status, expires_at=expires_at)
         if status is Status.COMPLETE:
             self.metrics.uploads_completed.inc()
-            self.hooks.notify("post-finish", upload_fields(committed, self.settings.base_path))
+            await self.hooks.notify("post-finish", upload_fields(committed, self.settings.base_path))
         return committed
 
     # --- termination ---------------------------------------------------------------------------------
@@ -303,7 +304,7 @@ class TusService:
             await self._remove(upload_id, Status.TERMINATED)
         finally:
             await lock.release()
-        self.hooks.notify("post-terminate", upload_fields(info, self.settings.base_path))
+        await self.hooks.notify("post-terminate", upload_fields(info, self.settings.base_path))
 
     async def _remove(self, upload_id: str, tombstone: Status) -> None:
         await self.repo.update(upload_id, self.clock(), status=tombstone, expires_at=None)
@@ -337,7 +338,7 @@ class TusService:
                 info = await self.repo.get(upload_id)
                 if info is not None and info.expired_at(self.clock()):
                     await self._remove(upload_id, Status.EXPIRED)
-                    self.hooks.notify("post-expire", upload_fields(info, self.settings.base_path))
+                    await self.hooks.notify("post-expire", upload_fields(info, self.settings.base_path))
                     removed += 1
             finally:
                 await lock.release()

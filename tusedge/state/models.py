@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Index, String, Text
+from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -44,3 +44,18 @@ class UploadRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_uploads_status_expires", "status", "expires_at"),)
+
+
+class HookEventRow(Base):
+    """A post-* hook event waiting to be delivered (the outbox): written in the same process step as the
+    change it reports, deleted once the hook answered 2xx."""
+
+    __tablename__ = "hook_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event: Mapped[str] = mapped_column(Text)  # the JSON body
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())  # next try, or end of a deliverer's claim
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_hook_events_due", "due_at"),)

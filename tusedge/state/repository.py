@@ -54,6 +54,11 @@ class UploadRepository:
         # (--workers) still meet the busy handler, but only with each other.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
+    def writing(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction, queued behind this process's other writes on SQLite (for other stores
+        that share the engine, e.g. the hook outbox)."""
+        return self._writing()
+
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
         async with contextlib.AsyncExitStack() as stack:

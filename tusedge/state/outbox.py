@@ -1,0 +1,61 @@
+"""The hook outbox: post-* events stored in the state database until the hook has taken them, so a
+restart or a hook that is down for a while loses none. Several processes and nodes may deliver from it:
+an event is claimed for a lease before it is sent (at least once; rarely twice, if a deliverer dies
+after sending and before deleting)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, delete, insert, select, update
+
+from tusedge.state.models import HookEventRow
+from tusedge.state.repository import UploadRepository
+
+events: Table = cast(Table, HookEventRow.__table__)
+e = events.c
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    id: int
+    event: str
+    attempts: int
+    created_at: datetime
+
+
+class EventOutbox:
+    def __init__(self, repo: UploadRepository) -> None:
+        self.repo = repo
+
+    async def add(self, event: str, now: datetime) -> None:
+        async with self.repo.writing() as conn:
+            await conn.execute(insert(events).values(event=event, created_at=now, due_at=now, attempts=0))
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int = 50) -> list[PendingEvent]:
+        """Events due now, each claimed for ``lease`` (others skip it meanwhile)."""
+        async with self.repo.engine.connect() as conn:
+            rows = (await conn.execute(select(events).where(e.due_at <= now).order_by(e.id).limit(limit))).all()
+        claimed = []
+        for row in rows:
+            async with self.repo.writing() as conn:
+                won = await conn.execute(
+                    update(events).where(e.id == row.id, e.due_at == row.due_at).values(due_at=now + lease)
+                )
+            if won.rowcount == 1:
+                claimed.append(PendingEvent(row.id, row.event, row.attempts, row.created_at))
+        return claimed
+
+    async def delivered(self, event_id: int) -> None:
+        async with self.repo.writing() as conn:
+            await conn.execute(delete(events).where(e.id == event_id))
+
+    async def retry_at(self, event_id: int, due: datetime, attempts: int) -> None:
+        async with self.repo.writing() as conn:
+            await conn.execute(update(events).where(e.id == event_id).values(due_at=due, attempts=attempts))
+
+    async def pending(self) -> int:
+        async with self.repo.engine.connect() as conn:
+            return len((await conn.execute(select(e.id))).all())
