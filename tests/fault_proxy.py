@@ -24,6 +24,20 @@ class SeenRequest:
     answered_by_proxy: int | None = None
 
 
+class DamageFirst:
+    """``damage=`` rule for FaultProxy: flip a byte of the first request with ``method``; ``damaged`` lists it."""
+
+    def __init__(self, method: str = "PATCH") -> None:
+        self.method = method
+        self.damaged: list[SeenRequest] = []
+
+    def __call__(self, request: SeenRequest) -> bool:
+        if request.method == self.method and not self.damaged:
+            self.damaged.append(request)
+            return True
+        return False
+
+
 def _parse_head(raw: bytes) -> tuple[str, dict[str, str]]:
     lines = raw.decode("latin-1").split("\r\n")
     headers = {}

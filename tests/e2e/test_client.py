@@ -3,8 +3,6 @@ server died mid-upload, and the CLI."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import subprocess
 import sys
 import threading
@@ -14,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from server_process import ROOT, ServerFactory, ServerProcess
+from upload_files import random_file, served_sha256
 
 from tusedge.client.errors import GaveUp
 from tusedge.client.fingerprint import fingerprint
@@ -22,18 +21,6 @@ from tusedge.client.retry import RetryPolicy
 from tusedge.client.uploader import UploadOptions, upload_sync
 
 MiB = 1024 * 1024
-
-
-def random_file(path: Path, size: int) -> str:
-    data = os.urandom(size)
-    path.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def served_sha256(url: str) -> str:
-    response = httpx.get(url, timeout=60)
-    assert response.status_code == 200, response.text
-    return hashlib.sha256(response.content).hexdigest()
 
 
 @pytest.mark.parametrize("parallel", [1, 4])

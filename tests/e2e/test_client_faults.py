@@ -4,7 +4,6 @@ transit, a server that never answers."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import signal
@@ -16,8 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fault_proxy import FaultProxy, SeenRequest
+from fault_proxy import DamageFirst, FaultProxy, SeenRequest
 from server_process import ROOT, ServerFactory, ServerProcess
+from upload_files import random_file, served_sha256
 
 from tusedge.client.errors import GaveUp
 from tusedge.client.fingerprint import fingerprint
@@ -27,18 +27,6 @@ from tusedge.client.uploader import UploadOptions, upload_sync
 
 MiB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-def random_file(path: Path, size: int) -> str:
-    data = os.urandom(size)
-    path.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def served_sha256(url: str) -> str:
-    response = httpx.get(url, timeout=120)
-    assert response.status_code == 200, response.text
-    return hashlib.sha256(response.content).hexdigest()
 
 
 def server_offsets(store: Path, source: Path, endpoint: str) -> list[int]:
@@ -188,13 +176,8 @@ def test_client_backs_off_through_5xx_answers_and_completes(tusedge_server: Serv
 def test_client_resends_a_patch_damaged_in_transit_after_460(tusedge_server: ServerProcess, tmp_path: Path) -> None:
     """The Upload-Checksum of each PATCH lets the server refuse bytes damaged on the way (460); the client
     sends that chunk again and the result is intact."""
-    damaged: list[SeenRequest] = []
-
-    def damage(request: SeenRequest) -> bool:
-        if request.method == "PATCH" and not damaged:
-            damaged.append(request)
-            return True
-        return False
+    damage = DamageFirst("PATCH")
+    damaged = damage.damaged
 
     source = tmp_path / "file.bin"
     digest = random_file(source, 5 * MiB)

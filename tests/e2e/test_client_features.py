@@ -8,7 +8,6 @@ import hashlib
 import io
 import os
 import re
-import ssl
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from fault_proxy import FaultProxy
 from server_process import ROOT, ServerFactory, ServerProcess
 from tls_servers import https_server
+from upload_files import random_file, served_sha256
 
 from tusedge.client.resume import ResumeStore
 from tusedge.client.uploader import UploadOptions, upload_sync
@@ -27,18 +27,6 @@ from tusedge.client.uploader import UploadOptions, upload_sync
 MiB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
 JS_DIR = ROOT / "tests" / "js"
-
-
-def random_file(path: Path, size: int) -> str:
-    data = os.urandom(size)
-    path.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def served_sha256(url: str, cafile: Path | None = None) -> str:
-    response = httpx.get(url, timeout=120, verify=ssl.create_default_context(cafile=cafile) if cafile else True)
-    assert response.status_code == 200, response.text
-    return hashlib.sha256(response.content).hexdigest()
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
-from fault_proxy import FaultProxy, SeenRequest
+from fault_proxy import DamageFirst, FaultProxy
 from server_process import ROOT, ServerFactory, ServerProcess
 
 from tusedge.client.pipe import upload_stream_sync
@@ -88,20 +88,14 @@ def test_a_stream_upload_survives_a_server_restart_within_the_run(server_factory
 
 
 def test_a_damaged_chunk_is_sent_again_from_the_buffer(tusedge_server: ServerProcess, tmp_path: Path) -> None:
-    damaged: list[SeenRequest] = []
-
-    def damage(request: SeenRequest) -> bool:
-        if request.method == "PATCH" and not damaged:
-            damaged.append(request)
-            return True
-        return False
+    damage = DamageFirst("PATCH")
 
     data = os.urandom(3 * MIB)
     (tmp_path / "s.bin").write_bytes(data)
     with FaultProxy(tusedge_server.port, damage=damage) as proxy, (tmp_path / "s.bin").open("rb") as stream:
         options = UploadOptions(chunk_size=MIB, retry=RetryPolicy(base_delay_s=0.05))
         result = upload_stream_sync(stream, f"{proxy.url}/files/", options)
-    assert result.retries == 1 and result.checksum == "sha256"
+    assert len(damage.damaged) == 1 and result.retries == 1 and result.checksum == "sha256"
     assert [p.headers.get("upload-length") for p in proxy.requests("PATCH")][-1] == str(len(data))
     url = result.url.replace(str(proxy.port), str(tusedge_server.port))
     assert hashlib.sha256(httpx.get(url).content).digest() == hashlib.sha256(data).digest()

@@ -3,34 +3,15 @@ when delivered."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tusedge.state.database import create_engine, create_schema
 from tusedge.state.outbox import EventOutbox
 from tusedge.state.repository import UploadRepository
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 's.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    engine = create_engine(url)
-    await create_schema(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_an_event_is_claimed_once_per_lease_and_goes_when_delivered(engine: AsyncEngine) -> None:
