@@ -5,9 +5,10 @@ a local tusedge server: MB/s, the client's CPU time and peak memory, side by sid
 
 Each upload is the CLI in a child process (``--no-resume --quiet``), so CPU and peak RSS come from
 ``wait4``'s rusage of exactly that process. Runs go round-robin across the variants; figures are medians.
-Every upload is checked complete (HEAD: Upload-Offset == size) and deleted before the next one. The last
-rows compare peak memory at a second, larger file size (memory must not grow with the file) and show what
-the checksums (per-PATCH Upload-Checksum and the whole-file digest) cost.
+Every upload is checked complete (HEAD: Upload-Offset == size, waiting while a final upload has none yet:
+the server is still merging) and deleted before the next one. The last rows compare peak memory at a second,
+larger file size (memory must not grow with the file) and show what the checksums (per-PATCH
+Upload-Checksum and the whole-file digest) cost.
 """
 
 from __future__ import annotations
@@ -64,11 +65,25 @@ def run_once(server: RunningServer, variant: Variant, path: Path, size: int) -> 
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {errors}")
     server_cpu = cpu_seconds(server.pid) - server_cpu
-    head = httpx.head(url, headers=TUS, timeout=60)
-    if head.headers.get("Upload-Offset") != str(size):
-        raise RuntimeError(f"{url} is not complete: {dict(head.headers)}")
-    httpx.delete(url, headers=TUS, timeout=60)
+    check_complete(url, size)
+    deleted = httpx.delete(url, headers=TUS, timeout=60)
+    if deleted.status_code != 204:  # parts and final would stay on the disk and fill it over the runs
+        raise RuntimeError(f"DELETE {url}: {deleted.status_code} {deleted.text}")
     return Sample(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, server_cpu)
+
+
+def check_complete(url: str, size: int, timeout: float = 600) -> None:
+    """HEAD the upload until it reports Upload-Offset == size; a final upload has no Upload-Offset while the
+    server is still merging its parts, so wait then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        head = httpx.head(url, headers=TUS, timeout=60)
+        offset = head.headers.get("Upload-Offset")
+        if head.status_code == 200 and offset == str(size):
+            return
+        if head.status_code != 200 or offset is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} is not complete: {head.status_code} {dict(head.headers)}")
+        time.sleep(0.1)
 
 
 def table(variants: list[Variant], samples: dict[Variant, list[Sample]], sizes: dict[str, int]) -> list[str]:
