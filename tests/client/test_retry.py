@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
@@ -53,6 +53,19 @@ def test_negative_limits_are_refused() -> None:
         RetryPolicy(max_attempts=-1)
 
 
+def scripted(answers: list[Exception | str]) -> Callable[[], Awaitable[str]]:
+    """A request that raises or returns the next of ``answers`` each time it is called."""
+    remaining: Iterator[Exception | str] = iter(answers)
+
+    async def request() -> str:
+        item = next(remaining)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return request
+
+
 class FakeTime:
     def __init__(self) -> None:
         self.now = 0.0
@@ -97,14 +110,7 @@ def test_attempts_stop_at_once_on_a_client_error_that_cannot_succeed() -> None:
 def test_a_success_gives_the_next_failures_a_fresh_budget() -> None:
     t = FakeTime()
     attempts = Attempts(RetryPolicy(max_attempts=1, base_delay_s=0.1), clock=t.clock, sleep=t.sleep)
-    results: Iterator[Exception | str] = iter([httpx.ConnectError("x"), "ok", httpx.ConnectError("y"), "ok again"])
-
-    async def flaky() -> str:
-        item = next(results)
-        if isinstance(item, Exception):
-            raise item
-        return item
-
+    flaky = scripted([httpx.ConnectError("x"), "ok", httpx.ConnectError("y"), "ok again"])
     assert asyncio.run(attempts.run(flaky)) == "ok"
     assert asyncio.run(attempts.run(flaky)) == "ok again"
     assert attempts.retries == 2
@@ -113,16 +119,7 @@ def test_a_success_gives_the_next_failures_a_fresh_budget() -> None:
 def test_a_retry_after_from_the_server_is_waited_for_within_the_policys_bounds() -> None:
     t = FakeTime()
     attempts = Attempts(RetryPolicy(base_delay_s=0.01, max_delay_s=10), clock=t.clock, sleep=t.sleep)
-    answers: Iterator[TusClientError | str] = iter(
-        [TusClientError("HEAD", "u", 429, "slow down", retry_after=3), TusClientError("HEAD", "u", 503, "busy",
-                                                                                      retry_after=3600), "ok"]
-    )  # fmt: skip
-
-    async def limited() -> str:
-        item = next(answers)
-        if isinstance(item, Exception):
-            raise item
-        return item
-
+    limited = scripted([TusClientError("HEAD", "u", 429, "slow down", retry_after=3),
+                        TusClientError("HEAD", "u", 503, "busy", retry_after=3600), "ok"])  # fmt: skip
     assert asyncio.run(attempts.run(limited)) == "ok"
     assert t.sleeps[0] >= 3 and t.sleeps[1] == 10  # as asked; an hour is capped at max_delay_s

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from fault_proxy import DamageFirst, FaultProxy, SeenRequest
 from server_process import ROOT, ServerFactory, ServerProcess
-from upload_files import random_file, served_sha256
+from upload_files import InBackground, random_file, served_sha256
 
 from tusedge.client.errors import GaveUp
 from tusedge.client.fingerprint import fingerprint
@@ -127,28 +126,17 @@ def test_client_retries_through_a_server_restart_and_finishes(server_factory: Se
     digest = random_file(source, size)
     options = UploadOptions(parallel=2, chunk_size=MiB, rate_limit=8 * MiB,
                             retry=RetryPolicy(max_attempts=20, base_delay_s=0.2, max_delay_s=1.0))  # fmt: skip
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = upload_sync(source, server.url, options, store=ResumeStore(store_path))
-        except Exception as exc:  # reported by the assertion below
-            outcome["error"] = exc
-
-    uploading = threading.Thread(target=run)
-    uploading.start()
+    uploading = InBackground(lambda: upload_sync(source, server.url, options, store=ResumeStore(store_path)))
     deadline = time.monotonic() + 60
     while sum(server_offsets(store_path, source, server.url)) < 8 * MiB:
-        assert time.monotonic() < deadline and uploading.is_alive(), outcome
+        assert time.monotonic() < deadline and uploading.is_alive()
         time.sleep(0.05)
     server.kill()
     time.sleep(1.0)
     server.start()
-    uploading.join(120)
-    assert "error" not in outcome, outcome
-    result = outcome["result"]
-    assert result.retries > 0  # type: ignore[attr-defined]
-    assert served_sha256(result.url) == digest  # type: ignore[attr-defined]
+    result = uploading.result()
+    assert result.retries > 0
+    assert served_sha256(result.url) == digest
 
 
 def test_client_backs_off_through_5xx_answers_and_completes(tusedge_server: ServerProcess, tmp_path: Path) -> None:

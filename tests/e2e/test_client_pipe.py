@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 from fault_proxy import DamageFirst, FaultProxy
 from server_process import ROOT, ServerFactory, ServerProcess
+from upload_files import InBackground
 
 from tusedge.client.pipe import upload_stream_sync
 from tusedge.client.retry import RetryPolicy
@@ -64,27 +65,16 @@ def test_a_stream_upload_survives_a_server_restart_within_the_run(server_factory
                 time.sleep(0.02)  # ~12 MiB/s: the upload takes about a second
 
     threading.Thread(target=produce, daemon=True).start()
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        options = UploadOptions(chunk_size=MIB, retry=RetryPolicy(max_attempts=20, base_delay_s=0.2, max_delay_s=1))
-        with os.fdopen(read_fd, "rb") as stream:
-            try:
-                outcome["result"] = upload_stream_sync(stream, server.url, options)
-            except Exception as exc:
-                outcome["error"] = exc
-
-    uploading = threading.Thread(target=run)
-    uploading.start()
-    time.sleep(0.4)
-    server.kill()
-    time.sleep(0.5)
-    server.start()
-    uploading.join(120)
-    assert "error" not in outcome, outcome
-    result = outcome["result"]
-    assert result.retries > 0  # type: ignore[attr-defined]
-    assert hashlib.sha256(httpx.get(result.url).content).digest() == hashlib.sha256(data).digest()  # type: ignore[attr-defined]
+    options = UploadOptions(chunk_size=MIB, retry=RetryPolicy(max_attempts=20, base_delay_s=0.2, max_delay_s=1))
+    with os.fdopen(read_fd, "rb") as stream:
+        uploading = InBackground(lambda: upload_stream_sync(stream, server.url, options))
+        time.sleep(0.4)
+        server.kill()
+        time.sleep(0.5)
+        server.start()
+        result = uploading.result()
+    assert result.retries > 0
+    assert hashlib.sha256(httpx.get(result.url).content).digest() == hashlib.sha256(data).digest()
 
 
 def test_a_damaged_chunk_is_sent_again_from_the_buffer(tusedge_server: ServerProcess, tmp_path: Path) -> None:
