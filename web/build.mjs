@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Copy tus-js-client's browser build (from the version pinned in package-lock.json) into the server's
-// static folder, where tusedge serves it to its upload page at /ui/vendor/tus.min.js.
+// Refresh the committed copy of tus-js-client's browser build (from the version pinned in package-lock.json)
+// in the server's static folder, where tusedge serves it to its upload page at /ui/vendor/tus.min.js.
+// Only needed after changing the pinned version; `pip install` alone gives a working page.
 //
 //   npm --prefix web ci && npm --prefix web run build
 //
-// The copy is not committed (.gitignore); our own page files are (tusedge/server/ui.html, static/).
+// tests/test_vendored_page.py checks that the committed files are the npm package's published ones.
 
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'

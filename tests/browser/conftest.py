@@ -1,5 +1,5 @@
 """Fixtures of the browser tests: Debian's Chromium through ``driver.mjs``, and static web servers on other
-ports (other origins). The upload page's copy of tus-js-client is built first when it is missing."""
+ports (other origins)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from browser.browser_harness import Browser, StaticSite, ensure_page_built, node
 
 @pytest.fixture(scope="session")
 def browser_node() -> str:
-    """``node`` with playwright-core installed, and the page built (``npm --prefix web run build``)."""
+    """``node`` with playwright-core installed, and the page's committed tus-js-client at the pinned version."""
     ensure_page_built()
     return node_with_playwright()
 

@@ -1,9 +1,10 @@
 """The browser upload page (docs/browser.md): ``GET /`` serves it, ``/ui/`` its scripts and styles.
 
-The page drives tus-js-client's browser build against our own upload endpoint. That file is not in the
-repository: ``web/build.mjs`` copies it from the npm package pinned in ``web/package-lock.json`` into
-``static/vendor/``. Without it the page still loads and tells the visitor how to build it, and the
-server logs a warning when it starts.
+The page drives tus-js-client's browser build against our own upload endpoint. A copy of it is kept in
+``static/vendor/`` (with its licence), so ``pip install`` alone gives a working page; ``web/build.mjs``
+refreshes it from the npm package pinned in ``web/package-lock.json``, and tests/test_vendored_page.py
+holds the copy to that package's published file. Without it (an installation that lost it) the page still
+loads and tells the visitor how to rebuild it, and the server logs a warning when it starts.
 """
 
 from __future__ import annotations
