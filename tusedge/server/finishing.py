@@ -134,14 +134,19 @@ class Finisher:
             length = final_length(parts)
             assert length is not None
             started = time.monotonic()
-            await self.store.merge(info.id, [(p.id, p.length or 0) for p in parts])
-            self.metrics.merge_seconds.observe(time.monotonic() - started)
+            joined = await self.store.merge(info.id, [(p.id, p.length or 0) for p in parts])
+            seconds = time.monotonic() - started
+            self.metrics.merge_seconds.observe(seconds)
+            self.metrics.merged_bytes.labels("shared").inc(joined.shared)
+            self.metrics.merged_bytes.labels("copied").inc(joined.copied)
             log.info(
-                "upload %s: merged %d parts, %d bytes in %.2f s",
+                "upload %s: merged %d parts, %d bytes in %.3f s (%d shared, %d copied)",
                 info.id,
                 len(parts),
                 length,
-                time.monotonic() - started,
+                seconds,
+                joined.shared,
+                joined.copied,
             )
         assert length is not None
         declared = declared_digest(info.metadata)

@@ -55,6 +55,8 @@ class Metrics:
                                          registry=r, multiprocess_mode="livesum")  # fmt: skip
         self.merge_seconds = Histogram("tusedge_merge_duration_seconds", "time to join a final upload's parts",
                                        buckets=DURATION_BUCKETS, registry=r)  # fmt: skip
+        self.merged_bytes = Counter("tusedge_merged_bytes", "bytes joined into final uploads, by how: shared"
+                                    " (reflinked blocks, no data written) or copied", ["how"], registry=r)  # fmt: skip
 
     @contextmanager
     def writing(self) -> Iterator[None]:

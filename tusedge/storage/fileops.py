@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tusedge.storage import reflink
 
 IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 COPY_CHUNK = 64 * 1024 * 1024  # bytes per copy_file_range/sendfile call
@@ -86,6 +89,47 @@ def remove(path: str) -> None:
 
 def truncate(path: str, length: int) -> None:
     os.truncate(path, length)
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """How the bytes of a join got into the destination: ``shared`` with the source's blocks (reflink,
+    no data written) or ``copied`` (written again, inside the kernel where it can)."""
+
+    shared: int = 0
+    copied: int = 0
+
+    def __add__(self, other: Joined) -> Joined:
+        return Joined(self.shared + other.shared, self.copied + other.copied)
+
+
+def join_range(src: int, dst: int, count: int, src_offset: int, dst_offset: int, share: bool = True) -> Joined:
+    """Put ``src[src_offset:+count]`` at ``dst[dst_offset:]``. With ``share``, where both offsets sit on a
+    block boundary the whole blocks are shared (``FICLONERANGE``, O(1)); the rest — a sub-block tail, an
+    unaligned range, a file system without reflinks — is copied with :func:`copy_range`. The result says
+    which happened: the ioctl either shares the whole range or changes nothing, so ``shared`` is exact
+    and ``copied`` is the rest."""
+    shared = 0
+    if share and count > 0:
+        block = reflink.block_size(dst)
+        if src_offset % block == 0 and dst_offset % block == 0:
+            # A range that ends at the source's end of file may end mid-block, as long as nothing in the
+            # destination follows it (the kernel refuses otherwise); every other range in whole blocks.
+            at_end = src_offset + count == os.fstat(src).st_size and os.fstat(dst).st_size <= dst_offset + count
+            tries = [count] if at_end else []
+            if count % block and count > block:
+                tries.append(count - count % block)  # at least the whole blocks, copying the tail
+            for whole in tries:
+                try:
+                    reflink.clone_range(src, dst, whole, src_offset, dst_offset)
+                except OSError as exc:
+                    if exc.errno not in reflink.UNSUPPORTED:
+                        raise
+                    continue
+                shared = whole
+                break
+    copy_range(src, dst, count - shared, src_offset + shared, dst_offset + shared)
+    return Joined(shared, count - shared)
 
 
 def copy_range(src: int, dst: int, count: int, src_offset: int, dst_offset: int) -> None:

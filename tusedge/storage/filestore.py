@@ -115,29 +115,32 @@ class FileStore:
         except OSError as exc:
             raise _translate(exc, upload_id) from exc
 
-    async def merge(self, final_id: str, parts: Sequence[tuple[str, int]]) -> None:
-        """Write the parts (id, length) one after another into the final's file, inside the kernel
-        (``copy_file_range``), then sync it. Restartable: it always rewrites the final from offset 0."""
+    async def merge(self, final_id: str, parts: Sequence[tuple[str, int]]) -> fileops.Joined:
+        """Write the parts (id, length) one after another into the final's file, sharing their blocks
+        where the file system can (reflinks: XFS, btrfs) and copying inside the kernel otherwise, then sync
+        it; return how many bytes were shared and copied. Restartable: it always rewrites the final."""
 
-        def work() -> None:
+        def work() -> fileops.Joined:
             dst = fileops.open_write(str(self.path(final_id)))
             try:
-                offset = 0
+                os.ftruncate(dst, 0)  # a restarted merge starts from an empty file, not a half-joined one
+                joined, offset = fileops.Joined(), 0
                 for part_id, length in parts:
                     src = fileops.open_read(str(self.path(part_id)))
                     try:
-                        fileops.copy_range(src, dst, length, 0, offset)
+                        joined += fileops.join_range(src, dst, length, 0, offset)
                     finally:
                         fileops.close(src)
                     offset += length
                 os.ftruncate(dst, offset)
                 if self.fsync:
                     fileops.sync(dst)
+                return joined
             finally:
                 fileops.close(dst)
 
         try:
-            await run_blocking(work)
+            return await run_blocking(work)
         except OSError as exc:
             raise _translate(exc, final_id) from exc
 
