@@ -93,6 +93,13 @@ class Settings:
         default=True, metadata=_help("fsync before an offset is committed (turning it off breaks durability)")
     )
     keep_partials: bool = field(default=False, metadata=_help("keep partial uploads after concatenation"))
+    part_alignment_bytes: int = field(
+        default=MIB,
+        metadata=_help(
+            "unit announced in OPTIONS (Tusedge-Part-Alignment) for clients to cut parallel parts on, so merges"
+            " share blocks on XFS/btrfs; a multiple of 4 KiB, 0: not announced"
+        ),
+    )
     finish_wait_s: float = field(
         default=30.0,
         metadata=_help("how long a request waits for a merge or whole-file check before answering anyway"),
@@ -116,6 +123,8 @@ class Settings:
                 raise SettingsError(f"{name} must not be negative")
         if self.write_buffer_bytes < 64 * KIB:
             raise SettingsError("write_buffer_bytes must be at least 64 KiB")
+        if self.part_alignment_bytes < 0 or self.part_alignment_bytes % (4 * KIB):
+            raise SettingsError("part_alignment_bytes must be 0 or a multiple of 4 KiB")
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
         if bool(self.certfile) != bool(self.keyfile):

@@ -8,22 +8,11 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
+from metrics_samples import samples
 from rawhttp import create_upload, patch
 from server_process import ServerFactory
 
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-def samples(origin: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = httpx.get(f"{origin}/metrics")
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    found: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "pid"))
-            found[(sample.name, labels)] = found.get((sample.name, labels), 0.0) + sample.value
-    return found
 
 
 def test_metrics_count_uploads_bytes_requests_and_removals(server_factory: ServerFactory) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from tusedge.client import boundaries
 from tusedge.client.errors import TusClientError
 from tusedge.protocol.constants import OFFSET_OCTET_STREAM, TUS_VERSION, Header
 from tusedge.protocol.headers import parse_length, parse_offset
@@ -23,6 +24,7 @@ class ServerOffer:
     checksum_algorithms: str | None
     digest_algorithms: str | None
     max_size: int | None
+    part_alignment: int  # ours: the unit to cut parallel parts on (tusedge.client.boundaries); 1 MiB if not named
     http_version: str  # as the server answered: "HTTP/1.1", "HTTP/2", "HTTP/3"
 
 
@@ -56,6 +58,7 @@ async def options(client: httpx.AsyncClient, endpoint: str) -> ServerOffer:
         checksum_algorithms=h.get(Header.TUS_CHECKSUM_ALGORITHM),
         digest_algorithms=h.get(Header.TUS_UPLOAD_DIGEST_ALGORITHM),
         max_size=int(max_size) if max_size and max_size.isdigit() else None,
+        part_alignment=boundaries.parse_alignment(h.get(Header.TUSEDGE_PART_ALIGNMENT)),
         http_version=response.http_version,
     )
 

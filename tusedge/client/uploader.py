@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 import anyio.to_thread
 import httpx
 
-from tusedge.client import checksums, resource
+from tusedge.client import boundaries, checksums, resource
 from tusedge.client.errors import TusClientError, VerificationFailed
 from tusedge.client.progress import Progress
 from tusedge.client.resume import ResumeStore, StoredUpload
@@ -110,11 +110,6 @@ async def _all(*awaitables: Awaitable[Any]) -> None:
         raise
 
 
-def _ranges(size: int, count: int) -> list[tuple[int, int]]:
-    part = size // count
-    return [(i * part, part if i < count - 1 else size - part * (count - 1)) for i in range(count)]
-
-
 class _ChecksumsAhead:
     """The Upload-Checksum of the chunk after the one being sent, computed meanwhile; a chunk other than
     the one prepared (after a failure the server's offset decides) is computed when asked for."""
@@ -171,7 +166,8 @@ class _Run:
         offer = await self.attempts.run(lambda: resource.options(self.client, self.endpoint))
         size = self.source.size
         parallel = self.options.parallel if Extension.CONCATENATION in offer.extensions else 1
-        parallel = max(1, min(parallel, size))
+        # Parts on multiples of the server's unit, so it can join them by sharing blocks (tusedge.client.boundaries).
+        ranges = boundaries.split(size, parallel, offer.part_alignment) if parallel > 1 else [(0, size)]
         offered = offer.checksum_algorithms if Extension.CHECKSUM in offer.extensions else None
         self.patch_algorithm = checksums.choose(offered, self.options.checksum)
         self.with_creation = Extension.CREATION_WITH_UPLOAD in offer.extensions
@@ -181,12 +177,17 @@ class _Run:
 
         key = await anyio.to_thread.run_sync(self.source.fingerprint) if self.store is not None else None
         if self.store is None or key is None:
-            return await self._upload(None, size, parallel, digest_algorithm, offer.http_version)
+            return await self._upload(None, size, ranges, digest_algorithm, offer.http_version)
         with self.store.claim(key, self.store_endpoint):
-            return await self._upload(key, size, parallel, digest_algorithm, offer.http_version)
+            return await self._upload(key, size, ranges, digest_algorithm, offer.http_version)
 
     async def _upload(
-        self, key: str | None, size: int, parallel: int, digest_algorithm: str | None, http_version: str
+        self,
+        key: str | None,
+        size: int,
+        ranges: list[tuple[int, int]],
+        digest_algorithm: str | None,
+        http_version: str,
     ) -> UploadResult:
         stored = await self._recall(key)
         final_url = await self._existing_final(stored)
@@ -195,10 +196,10 @@ class _Run:
             parts = await self._resumable_parts(stored) if stored else []
             if not parts:
                 digest = None
-                if digest_algorithm and parallel == 1:  # declared at creation, so computed before
+                if digest_algorithm and len(ranges) == 1:  # declared at creation, so computed before
                     self.progress.phase = f"computing the {digest_algorithm} digest of {self.source.name}"
                     digest = await self._whole_digest(digest_algorithm)
-                parts = await self._create_parts(parallel, digest_algorithm, digest)
+                parts = await self._create_parts(ranges, digest_algorithm, digest)
                 await self._record(key, StoredUpload([p.url for p in parts]))
             final_url = await self._send_parts(parts, digest_algorithm)
             if len(parts) > 1:
@@ -267,12 +268,14 @@ class _Run:
             checksums.digest, self.source, algorithm, 0, self.source.size, self._cancel_digest, abandon_on_cancel=True
         )
 
-    async def _create_parts(self, parallel: int, digest_algorithm: str | None, digest: bytes | None) -> list[_Part]:
+    async def _create_parts(
+        self, ranges: list[tuple[int, int]], digest_algorithm: str | None, digest: bytes | None
+    ) -> list[_Part]:
         parts = []
-        for index, (start, length) in enumerate(_ranges(self.source.size, parallel)):
+        for index, (start, length) in enumerate(ranges):
             headers = {Header.UPLOAD_LENGTH.value: str(length)}
             body = None
-            if parallel > 1:
+            if len(ranges) > 1:
                 headers[Header.UPLOAD_CONCAT.value] = "partial"
             else:
                 headers[Header.UPLOAD_METADATA.value] = self._metadata(digest_algorithm, digest)
@@ -307,20 +310,20 @@ class _Run:
         return stored.final
 
     async def _resumable_parts(self, stored: StoredUpload) -> list[_Part]:
-        """The stored parts (their number decides the ranges), if the server still has them all with the
-        lengths this file needs; else none."""
-        parts = []
-        for index, (url, (start, length)) in enumerate(
-            zip(stored.parts, _ranges(self.source.size, len(stored.parts)), strict=True)
-        ):
+        """The stored parts, if the server still has them all and their lengths, one after another, cover
+        this file exactly (the lengths decide the ranges: whichever split an earlier run chose); else none."""
+        parts: list[_Part] = []
+        start = 0
+        for index, url in enumerate(stored.parts):
             try:
                 state = await self.attempts.run(functools.partial(resource.head, self.client, url))
             except TusClientError:  # gone (404/410...): start again
                 return []
-            if state.length != length:
+            if state.length is None:
                 return []
-            parts.append(_Part(index, url, start, length))
-        return parts
+            parts.append(_Part(index, url, start, state.length))
+            start += state.length
+        return parts if start == self.source.size else []
 
     # --- one part -----------------------------------------------------------------------------------
     async def _send(self, part: _Part) -> None:

@@ -31,6 +31,8 @@ class Header(StrEnum):
     # ours: whole-file verification (docs/checksums.md)
     TUS_UPLOAD_DIGEST_ALGORITHM = "Tus-Upload-Digest-Algorithm"
     UPLOAD_CHECKSUM_STATUS = "Upload-Checksum-Status"
+    # ours: the unit a client should cut parallel parts on (docs/concatenation.md#aligned-parts)
+    TUSEDGE_PART_ALIGNMENT = "Tusedge-Part-Alignment"
     METHOD_OVERRIDE = "X-HTTP-Method-Override"
     LOCATION = "Location"
     CACHE_CONTROL = "Cache-Control"
@@ -64,6 +66,7 @@ EXPOSED_HEADERS = (
     Header.LOCATION,
     Header.UPLOAD_CHECKSUM_STATUS,
     Header.TUS_UPLOAD_DIGEST_ALGORITHM,
+    Header.TUSEDGE_PART_ALIGNMENT,
     "Content-Disposition",
     "Content-Range",
     "Accept-Ranges",

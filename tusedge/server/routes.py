@@ -49,6 +49,8 @@ class TusEndpoints:
         }
         if settings.max_size_bytes:
             self.options_headers[Header.TUS_MAX_SIZE] = str(settings.max_size_bytes)
+        if settings.part_alignment_bytes:
+            self.options_headers[Header.TUSEDGE_PART_ALIGNMENT] = str(settings.part_alignment_bytes)
         self.signing_key = settings.signing_key.encode()
         self.limits = ClientLimits(settings)
 

@@ -2,7 +2,9 @@
 //
 // - One row per file: a progress bar, rate and ETA, Pause/Resume, Cancel.
 // - Large files go up as 4 partial uploads in parallel, concatenated by the server, but only when the
-//   server's OPTIONS answer lists the concatenation extension; otherwise one sequential upload.
+//   server's OPTIONS answer lists the concatenation extension; otherwise one sequential upload. The parts
+//   are cut on multiples of the server's Tusedge-Part-Alignment (1 MiB when it names none), so a server on
+//   XFS or btrfs joins them without copying (tus-js-client's parallelUploadBoundaries).
 // - Upload URLs are kept in localStorage by tus-js-client (its default urlStorage), so after a reload or a
 //   browser restart choosing the same file again continues the upload where the server left it.
 // - Finished uploads are listed (in localStorage too) with a download link: GET of the upload URL.
@@ -21,6 +23,8 @@
   const FINISHED_MAX = 100
   const RENDER_INTERVAL_MS = 200
   const RATE_WINDOW_MS = 5000
+  const DEFAULT_ALIGNMENT = 1024 * 1024
+  const MAX_ALIGNMENT = 1024 * 1024 * 1024
 
   const $ = (id) => document.getElementById(id)
   const endpointMeta = document.querySelector('meta[name="tusedge-endpoint"]')
@@ -89,9 +93,43 @@
         .map((s) => s.trim())
         .filter(Boolean)
       const maxSize = Number(res.headers.get('Tus-Max-Size')) || 0
-      return { extensions, maxSize }
+      const unit = Number(res.headers.get('Tusedge-Part-Alignment'))
+      const alignment = Number.isInteger(unit) && unit > 0 && unit <= MAX_ALIGNMENT ? unit : DEFAULT_ALIGNMENT
+      return { extensions, maxSize, alignment }
     })
-    .catch(() => ({ extensions: [], maxSize: 0 }))
+    .catch(() => ({ extensions: [], maxSize: 0, alignment: DEFAULT_ALIGNMENT }))
+
+  // Part boundaries as tusedge.client.boundaries.split cuts them: every part but the last a whole number
+  // of units, the parts within one unit of each other, fewer parts when the file has fewer units.
+  function splitParts(size, count, unit) {
+    const units = Math.floor(size / unit)
+    const parts = Math.max(1, Math.min(count, units))
+    const base = Math.floor(units / parts)
+    const extra = units % parts
+    const boundaries = []
+    let start = 0
+    for (let i = 0; i < parts; i++) {
+      const end = i === parts - 1 ? size : start + (base + (i < extra ? 1 : 0)) * unit
+      boundaries.push({ start, end })
+      start = end
+    }
+    return boundaries
+  }
+
+  // The boundaries of a stored parallel upload, from its parts' lengths on the server (whatever split
+  // made them, e.g. an older page's); null when a part is gone or they do not cover the file.
+  async function storedBoundaries(urls, size) {
+    const boundaries = []
+    let start = 0
+    for (const url of urls) {
+      const res = await fetch(url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } }).catch(() => null)
+      const length = res && res.ok ? Number(res.headers.get('Upload-Length')) : NaN
+      if (!Number.isInteger(length)) return null
+      boundaries.push({ start, end: start + length })
+      start += length
+    }
+    return start === size ? boundaries : null
+  }
 
   capabilities.then(({ extensions, maxSize }) => {
     const parallel = extensions.includes('concatenation')
@@ -243,7 +281,7 @@
     }
 
     async begin() {
-      const { extensions, maxSize } = await capabilities
+      const { extensions, maxSize, alignment } = await capabilities
       if (maxSize && this.file.size > maxSize) {
         this.fail(`too large: this server takes files up to ${formatBytes(maxSize)}`)
         return
@@ -260,23 +298,38 @@
         onBeforeRequest: (req) => this.onBeforeRequest(req),
         onAfterResponse: (req, res) => this.onAfterResponse(req, res),
       }
+      let boundaries = null
       if (extensions.includes('concatenation') && this.file.size >= PARALLEL_MIN_BYTES) {
-        options.parallelUploads = PARALLEL_UPLOADS
+        boundaries = splitParts(this.file.size, PARALLEL_UPLOADS, alignment)
       }
 
       // A previous upload of the same file (same name, type, size, modification time and endpoint) is
-      // continued; its own shape wins: a parallel one stays parallel with its parts, a single one single.
+      // continued; its own shape wins: a parallel one stays parallel with its parts (cut where they were
+      // cut), a single one single. One whose parts are gone starts afresh.
       const probe = new tus.Upload(this.file, { endpoint })
       const previous = (await probe.findPreviousUploads().catch(() => [])).sort(
         (a, b) => Date.parse(b.creationTime || 0) - Date.parse(a.creationTime || 0),
       )[0]
-      if (previous) {
-        options.parallelUploads = previous.parallelUploadUrls ? previous.parallelUploadUrls.length : 1
-        this.row.dataset.resumed = 'true'
+      let resumeFrom = previous
+      if (previous && previous.parallelUploadUrls) {
+        const stored = await storedBoundaries(previous.parallelUploadUrls, this.file.size)
+        if (stored) {
+          boundaries = stored
+        } else {
+          resumeFrom = null
+          await urlStorage.removeUpload(previous.urlStorageKey).catch(() => {})
+        }
+      } else if (previous) {
+        boundaries = null
+      }
+      if (resumeFrom) this.row.dataset.resumed = 'true'
+      if (boundaries && boundaries.length > 1) {
+        options.parallelUploads = boundaries.length
+        options.parallelUploadBoundaries = boundaries
       }
       this.row.dataset.parallel = String(options.parallelUploads)
       this.upload = new tus.Upload(this.file, options)
-      if (previous) this.upload.resumeFromPreviousUpload(previous)
+      if (resumeFrom) this.upload.resumeFromPreviousUpload(resumeFrom)
       this.start()
       renderResumable()
     }
