@@ -143,7 +143,7 @@ _GLUE = (
     "hypercorn/protocol/h3",
     "hypercorn/asyncio/udp_server",
     "hypercorn/asyncio/worker_context",
-    "tusedge/server/hypercorn_tuning",
+    "tusedge/server/hypercorn_fixes",
 )
 AREAS: list[tuple[str, tuple[str, ...]]] = [
     ("QUIC packet protection: AEAD + header protection (aioquic, C)", ("aioquic/_crypto", "aioquic/quic/crypto")),

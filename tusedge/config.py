@@ -111,6 +111,12 @@ class Settings:
         default=False, metadata=_help("trust X-Forwarded-Proto/-Host from a reverse proxy in front")
     )
     log_level: str = field(default="info", metadata=_help("debug, info, warning or error"))
+    hypercorn_fixes_off: tuple[str, ...] = field(
+        default=(),
+        metadata=_help(
+            "Hypercorn fixes not to apply, to check an upgrade (docs/hypercorn-fixes.md); never in production"
+        ),
+    )
     ui: bool = field(default=True, metadata=_help("serve the browser upload page at / (its files under /ui/)"))
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ import httpx
 from server_process import ServerFactory, ServerProcess
 from tls_servers import https_server
 
-from tusedge.server.hypercorn_tuning import H2_CONNECTION_WINDOW_BYTES, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES
+from tusedge.server.hypercorn_fixes.h2 import H2_CONNECTION_WINDOW_BYTES, H2_MAX_FRAME_BYTES, H2_STREAM_WINDOW_BYTES
 from tusedge.tls import ssl_context_for
 
 MiB = 1024 * 1024
@@ -73,14 +73,13 @@ async def test_cleartext_http2_with_prior_knowledge(tusedge_server: ServerProces
         assert (await client.get(url)).content == data
 
 
-def test_http2_server_advertises_large_frames_and_windows(tusedge_server: ServerProcess) -> None:
-    """The server's SETTINGS let a client send big DATA frames without waiting for window updates every
-    32 KiB (h2's 16 KiB / 64 KiB defaults cost two thirds of upload throughput)."""
+def _server_settings_and_connection_window(port: int) -> tuple[dict[int, int], int]:
+    """What a tusedge server tells a new HTTP/2 client: its SETTINGS and the connection window increment."""
     connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     connection.initiate_connection()
     settings: dict[int, int] = {}
     connection_window_increment = 0
-    with socket.create_connection(("127.0.0.1", tusedge_server.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(connection.data_to_send())
         sock.settimeout(2)
         deadline = time.monotonic() + 10
@@ -96,9 +95,22 @@ def test_http2_server_advertises_large_frames_and_windows(tusedge_server: Server
                 elif isinstance(event, h2.events.WindowUpdated) and event.stream_id == 0:
                     connection_window_increment += event.delta
             sock.sendall(connection.data_to_send())
+    return settings, connection_window_increment
+
+
+def test_http2_server_advertises_large_frames_and_windows(tusedge_server: ServerProcess) -> None:
+    """The server's SETTINGS let a client send big DATA frames without waiting for window updates every
+    32 KiB (h2's 16 KiB / 64 KiB defaults cost two thirds of upload throughput)."""
+    settings, _ = _server_settings_and_connection_window(tusedge_server.port)
     assert settings[h2.settings.SettingCodes.MAX_FRAME_SIZE] == H2_MAX_FRAME_BYTES
     assert settings[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE] == H2_STREAM_WINDOW_BYTES
-    assert 65535 + connection_window_increment == H2_CONNECTION_WINDOW_BYTES
+
+
+def test_http2_server_opens_the_connection_window(tusedge_server: ServerProcess) -> None:
+    """The connection window, shared by all streams, starts at 64 KiB whatever SETTINGS say; the server
+    opens it at once with a WINDOW_UPDATE, so four parallel uploads on one connection do not wait on it."""
+    _, increment = _server_settings_and_connection_window(tusedge_server.port)
+    assert 65535 + increment == H2_CONNECTION_WINDOW_BYTES
 
 
 async def test_upload_over_http2_resumes_after_the_connection_was_killed(

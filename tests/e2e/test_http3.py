@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -23,10 +24,16 @@ from typing import Any
 
 import httpx
 import pytest
+from quic_trace import TracedH3Transport
 from server_process import ROOT, ServerFactory, ServerProcess
 from tls_servers import https_server, make_cert
 
 from tusedge.http3 import PIECE_BYTES, UNSENT_LIMIT, H3Transport
+from tusedge.server.hypercorn_fixes.quic import (
+    QUIC_MAX_DATA_BYTES,
+    QUIC_MAX_STREAM_DATA_BYTES,
+    UDP_RECEIVE_BUFFER_BYTES,
+)
 from tusedge.tls import spki_sha256, ssl_context_for
 
 MiB = 1024 * 1024
@@ -77,6 +84,18 @@ async def patch_rest(client: httpx.AsyncClient, url: str, data: bytes, attempts:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+class SourceGone(Exception):
+    """What a body iterator raises when its source fails mid-upload."""
+
+
+async def failing_body(sent: bytes, piece: int = 512 * 1024) -> AsyncIterator[bytes]:
+    """Yields ``sent``, lets it go out, then fails: the transport resets the request's stream."""
+    for start in range(0, len(sent), piece):
+        yield sent[start : start + piece]
+    await asyncio.sleep(0.3)
+    raise SourceGone
 
 
 # --- Alt-Svc ----------------------------------------------------------------------------------------------
@@ -289,20 +308,10 @@ async def test_failing_body_resets_its_stream_only_and_the_server_keeps_what_arr
     the request as a disconnect and commits what it got, and the same connection serves the retry."""
     server, certfile = h3_server(server_factory, tmp_path)
     data = os.urandom(12 * MiB + 1)
-
-    class SourceGone(Exception):
-        pass
-
-    async def failing_body() -> AsyncIterator[bytes]:
-        for start in range(0, 6 * MiB, 512 * 1024):
-            yield data[start : start + 512 * 1024]
-        await asyncio.sleep(0.3)
-        raise SourceGone
-
     async with h3_client(certfile) as client:
         url = await create(client, server, len(data))
         with pytest.raises(SourceGone):
-            await client.patch(url, content=failing_body(), headers={**OCTETS, "Upload-Offset": "0"})
+            await client.patch(url, content=failing_body(data[: 6 * MiB]), headers={**OCTETS, "Upload-Offset": "0"})
         kept = await wait_for_offset_above(client, url, 0)
         assert 0 < kept <= 6 * MiB
         rest = await client.patch(url, content=data[kept:], headers={**OCTETS, "Upload-Offset": str(kept)})
@@ -381,6 +390,103 @@ async def test_request_body_is_pulled_only_as_fast_as_the_server_acknowledges(
         response = await asyncio.wait_for(patch, 120)
         assert response.status_code == 204, response.text
         assert int(response.headers["Upload-Offset"]) == size
+
+
+# --- what the Hypercorn fixes are for (tusedge/server/hypercorn_fixes/) --------------------------------------
+async def test_quic_server_starts_with_large_receive_windows(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """The server's transport parameters give a new connection 16 MiB and each stream 8 MiB of credit
+    (aioquic's 1 MiB makes the first megabytes of every upload wait for credit)."""
+    server, certfile = h3_server(server_factory, tmp_path)
+    transport = TracedH3Transport(verify=str(certfile))
+    async with httpx.AsyncClient(transport=transport, timeout=30) as client:
+        assert (await client.options(server.url)).status_code == 204
+    (parameters,) = [trace.remote_parameters for trace in transport.logger.traces]
+    assert parameters["initial_max_data"] == QUIC_MAX_DATA_BYTES
+    assert parameters["initial_max_stream_data_bidi_remote"] == QUIC_MAX_STREAM_DATA_BYTES
+
+
+def _udp_receive_buffer(port: int) -> int:
+    """SO_RCVBUF of the UDP socket bound to ``port``, as the kernel reports it (``ss``: rb, doubled)."""
+    out = subprocess.run(["ss", "-uamnH", "sport", "=", f":{port}"], capture_output=True, text=True, check=True)
+    match = re.search(r"rb(\d+)", out.stdout)
+    assert match, out.stdout
+    return int(match.group(1))
+
+
+async def test_quic_socket_asks_for_a_large_receive_buffer(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """A burst of datagrams waits in the kernel while the server is busy instead of being dropped: the QUIC
+    socket asks for 4 MiB (the kernel grants up to net.core.rmem_max and reports twice that)."""
+    server, certfile = h3_server(server_factory, tmp_path)
+    async with h3_client(certfile) as client:  # QUIC is served (the socket is bound before that)
+        assert (await client.options(server.url)).status_code == 204
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    assert _udp_receive_buffer(server.port) == 2 * min(UDP_RECEIVE_BUFFER_BYTES, rmem_max)
+
+
+async def test_an_idle_http3_server_stops_at_once(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """SIGTERM with no QUIC packet arriving: the server is gone long before the 5 s graceful timeout,
+    after serving HTTP/3 (its datagram loop used to wait for a packet to notice the stop)."""
+    server, certfile = h3_server(server_factory, tmp_path)
+    async with h3_client(certfile) as client:
+        assert (await client.options(server.url)).status_code == 204
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 3
+
+
+async def test_an_upload_over_http3_loses_no_packets_while_the_server_writes(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """While the app is busy (disk writes, fsync), datagrams wait for the QUIC state machine instead of
+    being dropped: a 48 MiB upload over loopback has (almost) no packet declared lost by the client."""
+    server, certfile = h3_server(server_factory, tmp_path)
+    data = os.urandom(48 * MiB)
+    transport = TracedH3Transport(verify=str(certfile))
+    async with httpx.AsyncClient(transport=transport, timeout=120) as client:
+        url = await create(client, server, len(data))
+        response = await client.patch(url, content=data, headers={**OCTETS, "Upload-Offset": "0"})
+        assert response.status_code == 204, response.text
+    packets = len(data) // 1100
+    assert transport.logger.lost < packets // 200, f"{transport.logger.lost} of ~{packets} packets lost"
+
+
+async def test_a_request_answered_without_reading_its_body_leaves_http3_serving(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A DELETE that comes with a body is answered without reading it. The body fills the request's queue
+    meanwhile, which holds the datagram loop; when the app returns, the loop must be let go, or no other
+    HTTP/3 request of that process is ever served again (a new connection's handshake times out)."""
+    server, certfile = h3_server(server_factory, tmp_path)
+    data = os.urandom(16 * MiB)
+    for _ in range(3):
+        async with h3_client(certfile) as client:
+            url = await create(client, server, 4 * MiB)
+            # A first upload on the connection opens the client's congestion window: the DELETE's body then
+            # follows its headers at once.
+            patched = await client.patch(url, content=data[: 4 * MiB], headers={**OCTETS, "Upload-Offset": "0"})
+            assert patched.status_code == 204
+            deleted = await client.request("DELETE", url, content=data, headers=TUS)
+            assert deleted.status_code == 204
+        async with h3_client(certfile, idle_timeout=5.0) as fresh:
+            assert (await fresh.options(server.url)).status_code == 204
+
+
+async def test_a_request_the_client_cancelled_is_answered_without_an_error(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The client resets its request and stops reading (RESET_STREAM + STOP_SENDING): the app keeps what
+    arrived and answers into a stream that is gone, which must be dropped quietly, not raise in the app
+    (Hypercorn logged "Error in ASGI Framework" with a traceback for each such request)."""
+    server, certfile = h3_server(server_factory, tmp_path)
+    data = os.urandom(4 * MiB)
+    async with h3_client(certfile) as client:
+        url = await create(client, server, len(data))
+        with pytest.raises(SourceGone):
+            await client.patch(url, content=failing_body(data[: 1 * MiB]), headers={**OCTETS, "Upload-Offset": "0"})
+        assert await wait_for_offset_above(client, url, 0) > 0
+    server.stop()  # graceful: every request has finished, and logged what went wrong
+    log = "".join(server.log)
+    assert "Traceback" not in log and "Error in ASGI" not in log, log
 
 
 # --- Chromium ---------------------------------------------------------------------------------------------

@@ -11,13 +11,15 @@ import asyncio
 import os
 import shutil
 import socket
+import sys
 
 from hypercorn.config import Config
 from hypercorn.run import run
 from starlette.types import ASGIApp
 
 from tusedge.config import Settings
-from tusedge.server import hypercorn_tuning
+from tusedge.server import hypercorn_fixes
+from tusedge.server.hypercorn_fixes.h2 import H2_MAX_FRAME_BYTES
 from tusedge.server.metrics import prepare_multiprocess
 from tusedge.state.database import create_engine, create_schema
 
@@ -46,8 +48,8 @@ def hypercorn_config(settings: Settings) -> Config:
         config.worker_class = "uvloop"
     except ImportError:
         config.worker_class = "asyncio"
-    # Read by hypercorn_tuning, which advertises it (Hypercorn alone does not); windows are set there too.
-    config.h2_max_inbound_frame_size = hypercorn_tuning.H2_MAX_FRAME_BYTES
+    # Hypercorn reads it for h2's frame size limit; hypercorn_fixes.h2 also advertises it, with the windows.
+    config.h2_max_inbound_frame_size = H2_MAX_FRAME_BYTES
     if settings.certfile:
         config.certfile = settings.certfile
         config.keyfile = settings.keyfile
@@ -80,10 +82,11 @@ def bind_same_port(host: str, attempts: int = 50) -> tuple[socket.socket, socket
 
 
 def worker_app() -> ASGIApp:
-    """Hypercorn's entry point in every server process: transport tuning first, then the app."""
+    """Hypercorn's entry point in every server process: Hypercorn's fixes first, then the app."""
     from tusedge.server.app import app_from_environment
 
-    hypercorn_tuning.install()
+    text = os.environ.get("TUSEDGE_SETTINGS_JSON")  # set by serve() for its workers
+    hypercorn_fixes.install(Settings.from_json(text).hypercorn_fixes_off if text else ())
     return app_from_environment()
 
 
@@ -98,6 +101,11 @@ async def _prepare(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> int:
+    try:
+        hypercorn_fixes.check(settings.hypercorn_fixes_off)  # before anything starts, in this process
+    except hypercorn_fixes.FixesMismatch as exc:
+        print(f"tusedge: {exc}", file=sys.stderr)
+        return 2
     asyncio.run(_prepare(settings))
     os.environ["TUSEDGE_SETTINGS_JSON"] = settings.to_json()
     metrics_dir = prepare_multiprocess() if settings.workers > 1 and settings.metrics else None
