@@ -60,6 +60,13 @@ class InvalidConcat(TusError):
     default_message = "invalid Upload-Concat"
 
 
+class IncompleteRequest(TusError):
+    """The request ended before its body did (or the HTTP layer found its framing broken): nothing is done."""
+
+    code = "ERR_INCOMPLETE_REQUEST"
+    default_message = "the request did not arrive completely; nothing was changed"
+
+
 class UploadInterrupted(TusError):
     """The request was stopped because another request took over the upload's lock."""
 
@@ -115,6 +122,12 @@ class ExceedsUploadLength(TusError):
     status = 413
     code = "ERR_EXCEEDS_UPLOAD_LENGTH"
     default_message = "request body would exceed the declared Upload-Length"
+
+
+class UnexpectedBody(TusError):
+    status = 413
+    code = "ERR_UNEXPECTED_BODY"
+    default_message = "this request takes no body"
 
 
 class UnsupportedContentType(TusError):

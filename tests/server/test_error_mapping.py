@@ -49,6 +49,8 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.SignatureRequired: (401, "ERR_SIGNATURE_REQUIRED"),
     errors.SignatureInvalid: (403, "ERR_SIGNATURE_INVALID"),
     errors.SignatureExpired: (403, "ERR_SIGNATURE_EXPIRED"),
+    errors.IncompleteRequest: (400, "ERR_INCOMPLETE_REQUEST"),
+    errors.UnexpectedBody: (413, "ERR_UNEXPECTED_BODY"),
 }
 
 

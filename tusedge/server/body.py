@@ -19,11 +19,28 @@ from enum import Enum
 import anyio
 from starlette.requests import ClientDisconnect
 
-from tusedge.errors import ExceedsUploadLength, TusError
+from tusedge.errors import ExceedsUploadLength, IncompleteRequest, TusError, UnexpectedBody
 from tusedge.locking.base import Lock
 from tusedge.storage.filestore import FileWriter, Hasher
 
 WATCH_INTERVAL_S = 0.2
+
+
+# A request that takes no body (DELETE) may still carry a little, which we read and ignore.
+IGNORED_BODY_LIMIT = 64 * 1024
+
+
+async def receive_whole(chunks: AsyncIterator[bytes], limit: int = IGNORED_BODY_LIMIT) -> None:
+    """Read the body of a request that does not use it, to its end: such a request acts only once it has
+    arrived whole, so one cut off (or whose framing the HTTP layer refused with a 400) changes nothing."""
+    received = 0
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > limit:
+                raise UnexpectedBody(f"this request takes no body (got more than {limit} bytes)")
+    except ClientDisconnect:
+        raise IncompleteRequest() from None
 
 
 class Ending(Enum):

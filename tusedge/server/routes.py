@@ -13,6 +13,7 @@ from tusedge.config import Settings
 from tusedge.protocol.constants import SUPPORTED_VERSIONS, Extension, Header
 from tusedge.protocol.requests import check_version, parse_append, parse_create
 from tusedge.protocol.upload import ConcatKind
+from tusedge.server.body import receive_whole
 from tusedge.server.download import download_response
 from tusedge.server.hooks import proposed_fields, request_fields, upload_fields
 from tusedge.server.limits import ClientLimits
@@ -83,7 +84,7 @@ class TusEndpoints:
             return await self.head(request, upload_id)
         if method == "PATCH":
             return await self.append(request, upload_id)
-        return await self.terminate(upload_id)
+        return await self.terminate(request, upload_id)
 
     def options(self) -> Response:
         """core: OPTIONS answers 204 with Tus-Version, Tus-Extension, Tus-Max-Size when limited."""
@@ -137,7 +138,8 @@ class TusEndpoints:
             headers[Header.UPLOAD_EXPIRES] = upload_headers(info)[Header.UPLOAD_EXPIRES]
         return tus_response(204, headers)
 
-    async def terminate(self, upload_id: str) -> Response:
+    async def terminate(self, request: Request, upload_id: str) -> Response:
+        await receive_whole(request.stream())
         await self.service.terminate(upload_id)
         return tus_response(204)
 

@@ -18,6 +18,7 @@ from tusedge.errors import (
     ExceedsUploadLength,
     LengthRequired,
     ModifyFinalUpload,
+    TusError,
     UploadFailed,
     UploadGone,
     UploadInterrupted,
@@ -132,9 +133,22 @@ class TusService:
             lock = await self.locker.acquire(info.id, self.settings.lock_timeout_s)
             try:
                 info = await self._write_body(info, lock, body, length, request.content_length, request.checksum)
+            except UploadInterrupted:
+                raise  # another request has taken the upload over: it is theirs now
+            except TusError:
+                # All or nothing: a creation answered with an error (413, 460, 507 ...) leaves no upload
+                # behind; its client never learnt the URL. (A body cut off is no error: that upload stays.)
+                await self._discard(info.id)
+                raise
             finally:
                 await lock.release()
         return await self._after_write(info)
+
+    async def _discard(self, upload_id: str) -> None:
+        """Forget an upload that was never announced: its row, file and lock files, without a tombstone."""
+        await self.repo.delete(upload_id)
+        await self.store.remove(upload_id)
+        await self.locker.forget(upload_id)
 
     async def _persist(self, info: UploadInfo, preallocate: int | None) -> None:
         """Create the upload's file, then its row; a row never exists without its file."""
@@ -188,22 +202,33 @@ class TusService:
             # concatenation: "The Server MUST respond with the 403 Forbidden status to PATCH requests
             # against a final upload URL and MUST NOT modify the final or its partial uploads."
             raise ModifyFinalUpload()
-        check_offset(info, request.offset)  # fail fast; checked again under the lock
+        # Fail fast, before the lock: a request that is bound to be refused must not even ask the lock's
+        # holder to give way. Everything is checked again under the lock.
+        self._check_append(info, request)
         lock = await self.locker.acquire(upload_id, self.settings.lock_timeout_s)
         try:
             info = await self.get(upload_id)
-            check_offset(info, request.offset)
             if info.status is not Status.ACTIVE:
+                check_offset(info, request.offset)
                 return self._append_to_finished(info, request)
-            length = resolve_length(info, request.length)
-            if length != info.length:
-                check_max_size(length or 0, self.settings.max_size_bytes)
-                await self.repo.update(upload_id, self.clock(), length=length)
-                info = replace(info, length=length)
+            length = self._check_append(info, request)
+            # A length declared now (creation-defer-length) is committed with the body's bytes, never
+            # before: a PATCH refused after this point leaves the upload's length as it was.
             info = await self._write_body(info, lock, body, length, request.content_length, request.checksum)
         finally:
             await lock.release()
         return await self._after_write(info)
+
+    def _check_append(self, info: UploadInfo, request: AppendChunk) -> int | None:
+        """The upload's length after this PATCH, or the reason it is refused (nothing is changed here)."""
+        check_offset(info, request.offset)
+        if info.status is not Status.ACTIVE:
+            return info.length
+        length = resolve_length(info, request.length)
+        if length != info.length:
+            check_max_size(length or 0, self.settings.max_size_bytes)
+        check_body_fits(request.content_length, room_left(length, info.offset, self.settings.max_size_bytes))
+        return length
 
     @staticmethod
     def _append_to_finished(info: UploadInfo, request: AppendChunk) -> UploadInfo:
@@ -270,12 +295,16 @@ class TusService:
                 end = info.offset
             elif hasher is not None and hasher.digest() != checksum.digest:
                 raise ChecksumMismatch(f"the body's {checksum.algorithm} digest does not match Upload-Checksum")
-        info = await self._commit(info, end, length)
-        if result.error is not None:
-            raise result.error
-        if result.ending is Ending.INTERRUPTED:
-            raise UploadInterrupted()
-        return info
+        failure = result.error
+        if failure is None and result.ending is Ending.INTERRUPTED:
+            failure = UploadInterrupted()
+        if failure is None:
+            return await self._commit(info, end, length)
+        # All or nothing: a request answered with an error keeps only the bytes it made durable (the
+        # offset moves over them), never the length it declared; with none, the upload is untouched.
+        if end > info.offset:
+            await self._commit(info, end, info.length)
+        raise failure
 
     async def _commit(self, info: UploadInfo, end: int, length: int | None) -> UploadInfo:
         now = self.clock()

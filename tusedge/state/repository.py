@@ -100,6 +100,11 @@ class UploadRepository:
         async with self._writing() as conn:
             await conn.execute(query)
 
+    async def delete(self, upload_id: str) -> None:
+        """Forget one upload at once, leaving no tombstone (an upload whose creation failed)."""
+        async with self._writing() as conn:
+            await conn.execute(delete(uploads).where(c.id == upload_id))
+
     async def claim(self, upload_id: str, now: datetime, expected: Status, **values: Any) -> bool:
         """Update one upload only if it is still in ``expected`` status; True if this call won."""
         query = (
