@@ -204,3 +204,28 @@ class InsufficientStorage(TusError):
     status = 507
     code = "ERR_INSUFFICIENT_STORAGE"
     default_message = "not enough storage on the server"
+
+
+# Storage failures: the store translates each OSError at its edge (tusedge/storage/oserrors.py) --------
+class FileTooLarge(TusError):
+    """The file system cannot hold a file this large (EFBIG): the client's length is the cause."""
+
+    status = 413
+    code = "ERR_FILE_TOO_LARGE"
+    default_message = "the server's file system cannot hold a file this large"
+
+
+class StorageUnavailable(TusError):
+    """The storage cannot take writes right now (read-only, out of descriptors or memory): retry later."""
+
+    status = 503
+    code = "ERR_STORAGE_UNAVAILABLE"
+    default_message = "the server's storage is unavailable; retry later"
+
+
+class StorageFailed(TusError):
+    """The storage failed (an I/O error, a permission the server lacks): the server's fault, logged."""
+
+    status = 500
+    code = "ERR_STORAGE_FAILED"
+    default_message = "the server could not read or write the upload's data"

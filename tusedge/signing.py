@@ -58,7 +58,8 @@ def verify(key: bytes, path: str, query: Mapping[str, str], now: float) -> Grant
     if max_size is not None and max_size < 0:
         raise SignatureInvalid("the signed URL's max_size must not be negative")
     expected = signature(key, path, expires, max_size)
-    if not hmac.compare_digest(expected, query["signature"]):
+    # As bytes: compare_digest raises TypeError on a str that is not ASCII (``signature=%C3%A9``).
+    if not hmac.compare_digest(expected.encode(), query["signature"].encode("utf-8", "surrogatepass")):
         raise SignatureInvalid()
     if now >= expires:
         raise SignatureExpired(f"the signed URL expired {int(now - expires)} s ago")

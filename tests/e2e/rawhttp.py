@@ -49,7 +49,10 @@ class RawRequest:
             raise ValueError(f"rawhttp speaks plain http:// only, not {url!r}")
         self.sock = sock or socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout_s)
         self.sock.settimeout(timeout_s)
-        lines = [f"{method} {parts.path} HTTP/1.1", f"Host: {parts.netloc}"]
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        lines = [f"{method} {target} HTTP/1.1"]
+        if not any(name.lower() == "host" for name in headers):  # a test may send its own (bad) Host
+            lines.append(f"Host: {parts.netloc}")
         lines += [f"{name}: {value}" for name, value in headers.items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 

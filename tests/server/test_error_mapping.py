@@ -51,6 +51,9 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.SignatureExpired: (403, "ERR_SIGNATURE_EXPIRED"),
     errors.IncompleteRequest: (400, "ERR_INCOMPLETE_REQUEST"),
     errors.UnexpectedBody: (413, "ERR_UNEXPECTED_BODY"),
+    errors.FileTooLarge: (413, "ERR_FILE_TOO_LARGE"),
+    errors.StorageUnavailable: (503, "ERR_STORAGE_UNAVAILABLE"),
+    errors.StorageFailed: (500, "ERR_STORAGE_FAILED"),
 }
 
 
@@ -147,3 +150,14 @@ async def test_unexpected_error_is_a_logged_500_without_details(caplog: pytest.L
     assert "secret" not in response.text
     assert response.headers["Tus-Resumable"] == "1.0.0"
     assert any("secret path" in str(record.exc_info) for record in caplog.records)
+
+
+async def test_a_server_side_error_is_logged_in_one_line_without_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """A 5xx TusError (storage, capacity) is the server's trouble: the operator sees one line, the client the
+    reason; there is no traceback."""
+    with caplog.at_level(logging.ERROR, logger="tusedge"):
+        response = await _request(errors.StorageFailed("the disk said EIO"), "PATCH", b"abc")
+    assert response.status_code == 500 and response.text == "the disk said EIO\n"
+    [record] = [r for r in caplog.records if r.name == "tusedge"]
+    assert "500 ERR_STORAGE_FAILED: the disk said EIO" in record.getMessage()
+    assert record.exc_info is None

@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 
 from tusedge.errors import UploadLocked
-from tusedge.storage.filestore import run_blocking
+from tusedge.storage.filestore import run_blocking, run_storage
 
 POLL_S = 0.05
 
@@ -92,13 +92,13 @@ class FileLocker:
         deadline = time.monotonic() + timeout_s
         asked = False
         while True:
-            fd = await run_blocking(_try_lock, lock_path)
+            fd = await run_storage(upload_id, _try_lock, lock_path)
             if fd is not None:
                 if asked:
                     await run_blocking(_unlink, release_path)
                 return FileLock(upload_id, fd, release_path)
             if ask_release and not asked:
-                await run_blocking(_touch, release_path)
+                await run_storage(upload_id, _touch, release_path)
                 asked = True
             if time.monotonic() >= deadline:
                 if asked:
@@ -108,4 +108,4 @@ class FileLocker:
 
     async def forget(self, upload_id: str) -> None:
         for path in self._paths(upload_id):
-            await run_blocking(_unlink, path)
+            await run_storage(upload_id, _unlink, path)

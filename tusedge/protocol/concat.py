@@ -15,7 +15,10 @@ def part_ids(urls: Sequence[str], base_path: str, is_id: Callable[[str], bool]) 
     ours (another base path, another server) is refused with a reason."""
     ids = []
     for url in urls:
-        path = unquote(urlsplit(url).path)
+        try:
+            path = unquote(urlsplit(url).path)
+        except ValueError:  # e.g. "http://[::1": urlsplit refuses a broken IPv6 host
+            raise InvalidConcat(f"{url[:200]!r} is not a valid URL") from None
         upload_id = path[len(base_path) :] if path.startswith(base_path) else ""
         if not is_id(upload_id):
             raise InvalidConcat(f"{url[:200]!r} is not an upload URL of this server ({base_path}<id>)")

@@ -72,6 +72,9 @@ async def drain_body(request: Request) -> None:
 
 async def handle_tus_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TusError)
+    if exc.status >= 500:
+        # The server's own trouble (storage, a hook, capacity): the operator hears of it, in one line.
+        log.error("%s %s answered %d %s: %s", request.method, request.url.path, exc.status, exc.code, exc.message)
     await drain_body(request)
     headers = {**exc.headers, "Tus-Resumable": TUS_VERSION}
     if request.method == "HEAD":

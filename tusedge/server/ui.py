@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 from pathlib import Path
 
 from starlette.requests import Request
@@ -46,6 +47,16 @@ def render_page(settings: Settings, template_path: Path = PAGE_TEMPLATE) -> str:
     return template.replace("{{endpoint}}", html.escape(settings.base_path, quote=True)).replace(
         "{{assets}}", ASSETS_PATH
     )
+
+
+class AssetFiles(StaticFiles):
+    """Starlette's StaticFiles, except that a path with a NUL byte (``/ui/%00``: the OS refuses such names,
+    with a ValueError rather than an OSError) is a file that does not exist, 404, not a 500."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if "\x00" in path:
+            return "", None
+        return super().lookup_path(path)
 
 
 class UploadPage:
@@ -88,7 +99,7 @@ class UploadPage:
             return []
         return [
             Route("/", self.page, methods=["GET"]),
-            Mount(ASSETS_PATH, app=StaticFiles(directory=self.static_dir)),
+            Mount(ASSETS_PATH, app=AssetFiles(directory=self.static_dir)),
         ]
 
     async def page(self, request: Request) -> Response:

@@ -15,8 +15,9 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 import anyio.to_thread
 
-from tusedge.errors import InsufficientStorage, UploadNotFound
+from tusedge.errors import InsufficientStorage
 from tusedge.storage import fileops
+from tusedge.storage.oserrors import storage_error
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -34,12 +35,12 @@ class Hasher(Protocol):
     def digest(self) -> bytes: ...
 
 
-def _translate(exc: OSError, upload_id: str) -> Exception:
-    if isinstance(exc, FileNotFoundError):
-        return UploadNotFound(f"the data of upload {upload_id} is missing")
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return InsufficientStorage("the server's disk is full")
-    return exc
+async def run_storage(upload_id: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``run_blocking``, with an OSError translated into the typed error a client gets (oserrors.py)."""
+    try:
+        return await run_blocking(func, *args, **kwargs)
+    except OSError as exc:
+        raise storage_error(exc, upload_id) from exc
 
 
 @dataclass(slots=True)
@@ -58,20 +59,14 @@ class FileWriter:
                     hasher.update(buf)
             return fileops.pwritev_all(self.fd, buffers, offset)
 
-        try:
-            return await run_blocking(work)
-        except OSError as exc:
-            raise _translate(exc, self.upload_id) from exc
+        return await run_storage(self.upload_id, work)
 
     async def sync(self) -> None:
         if self.fsync:
-            try:
-                await run_blocking(fileops.sync, self.fd)
-            except OSError as exc:
-                raise _translate(exc, self.upload_id) from exc
+            await run_storage(self.upload_id, fileops.sync, self.fd)
 
     async def close(self) -> None:
-        await run_blocking(fileops.close, self.fd)
+        await run_storage(self.upload_id, fileops.close, self.fd)
 
 
 class FileStore:
@@ -87,33 +82,24 @@ class FileStore:
         return self.directory / upload_id
 
     async def create(self, upload_id: str, length: int | None) -> None:
-        try:
-            await run_blocking(fileops.create, str(self.path(upload_id)), length, self.preallocate, self.fsync)
-        except OSError as exc:
-            raise _translate(exc, upload_id) from exc
+        await run_storage(upload_id, fileops.create, str(self.path(upload_id)), length, self.preallocate, self.fsync)
 
     async def ensure_space(self, needed: int) -> None:
         """Refuse early (507) when the file system has less than ``needed`` bytes free."""
-        stat = await run_blocking(os.statvfs, self.directory)
+        stat = await run_storage("(new)", os.statvfs, self.directory)
         if stat.f_bavail * stat.f_frsize < needed:
             raise InsufficientStorage(f"the server needs {needed} free bytes for this upload")
 
     async def open_writer(self, upload_id: str) -> FileWriter:
-        try:
-            fd = await run_blocking(fileops.open_write, str(self.path(upload_id)))
-        except OSError as exc:
-            raise _translate(exc, upload_id) from exc
+        fd = await run_storage(upload_id, fileops.open_write, str(self.path(upload_id)))
         return FileWriter(upload_id, fd, self.fsync)
 
     async def remove(self, upload_id: str) -> None:
-        await run_blocking(fileops.remove, str(self.path(upload_id)))
+        await run_storage(upload_id, fileops.remove, str(self.path(upload_id)))
 
     async def truncate(self, upload_id: str, length: int) -> None:
         """Trim preallocated or unverified bytes past ``length`` (used once an upload is complete)."""
-        try:
-            await run_blocking(fileops.truncate, str(self.path(upload_id)), length)
-        except OSError as exc:
-            raise _translate(exc, upload_id) from exc
+        await run_storage(upload_id, fileops.truncate, str(self.path(upload_id)), length)
 
     async def merge(self, final_id: str, parts: Sequence[tuple[str, int]]) -> fileops.Joined:
         """Write the parts (id, length) one after another into the final's file, sharing their blocks
@@ -139,13 +125,10 @@ class FileStore:
             finally:
                 fileops.close(dst)
 
-        try:
-            return await run_blocking(work)
-        except OSError as exc:
-            raise _translate(exc, final_id) from exc
+        return await run_storage(final_id, work)
 
     async def exists(self, upload_id: str) -> bool:
-        return await run_blocking(self.path(upload_id).exists)
+        return await run_storage(upload_id, self.path(upload_id).exists)
 
     async def digest(self, upload_id: str, algorithm: Callable[[], Any], length: int) -> bytes:
         """Hash the first ``length`` bytes of an upload in a worker thread (whole-file verification)."""
@@ -162,4 +145,4 @@ class FileStore:
                     left -= len(block)
             return bytes(hasher.digest())
 
-        return await run_blocking(work)
+        return await run_storage(upload_id, work)
