@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from rawhttp import TUS
+from rawhttp import TUS, RawRequest
 from server_process import ServerFactory, ServerProcess
 
 SIGNING_KEY = "k" * 32
@@ -52,4 +52,14 @@ def test_a_final_upload_naming_a_broken_url_is_400(tusedge_server: ServerProcess
     response = httpx.post(tusedge_server.url, headers={**TUS, "Upload-Concat": parts})
     assert response.status_code == 400, (response.status_code, response.text)
     assert "URL" in response.text
+    assert_no_traceback(tusedge_server)
+
+
+@pytest.mark.parametrize("host", ["[", "[::1", "a b", "x:y", "é"])
+def test_an_invalid_host_header_is_400(tusedge_server: ServerProcess, host: str) -> None:
+    """RFC 9112, 3.2: an invalid Host is 400 (the server builds Location from it: it raised ValueError)."""
+    headers = {**TUS, "Host": host, "Upload-Length": "10", "Content-Length": "0"}
+    with RawRequest("POST", tusedge_server.url, headers) as request:
+        response = request.read_response()
+    assert response.status == 400, response
     assert_no_traceback(tusedge_server)

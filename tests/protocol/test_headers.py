@@ -14,6 +14,8 @@ from tusedge.protocol.headers import (
     ChecksumHeader,
     ConcatHeader,
     DeclaredLength,
+    check_host,
+    fold_request_headers,
     format_concat,
     format_expires,
     parse_checksum,
@@ -25,6 +27,7 @@ from tusedge.protocol.headers import (
     parse_non_negative_int,
     parse_offset,
 )
+from tusedge.protocol.metadata import parse_metadata
 
 SHA1_ABC = base64.b64encode(hashlib.sha1(b"abc").digest()).decode()
 
@@ -287,3 +290,45 @@ def test_concat_format_round_trip(value: str) -> None:
     concat = parse_concat(value)
     assert concat is not None
     assert format_concat(concat) == value
+
+
+# --- one value per header (RFC 9110, 5.3) ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name", [b"tus-resumable", b"upload-offset", b"upload-length", b"upload-defer-length", b"upload-checksum",
+             b"upload-concat", b"content-type", b"x-http-method-override"],
+)  # fmt: skip
+@pytest.mark.parametrize("second", [b"2", b"1"])
+def test_a_single_valued_tus_header_sent_twice_is_refused_even_when_identical(name: bytes, second: bytes) -> None:
+    with pytest.raises(InvalidHeader, match="2 times"):
+        fold_request_headers([(name, b"1"), (b"host", b"x"), (name, second)])
+
+
+def test_upload_metadata_lines_are_one_comma_separated_list() -> None:
+    """Upload-Metadata is "one or more comma-separated key-value pairs": a list, whose lines are joined in order
+    (empty lines add nothing); the other headers keep their order and values."""
+    raw = [(b"upload-metadata", b"a YQ=="), (b"upload-length", b"5"), (b"upload-metadata", b" "),
+           (b"upload-metadata", b"b Yg== ")]  # fmt: skip
+    assert fold_request_headers(raw) == [(b"upload-metadata", b"a YQ==,b Yg=="), (b"upload-length", b"5")]
+
+
+def test_joined_metadata_with_a_key_twice_is_still_refused_by_the_grammar() -> None:
+    [(_, joined)] = fold_request_headers([(b"upload-metadata", b"a YQ=="), (b"upload-metadata", b"a Yg==")])
+    with pytest.raises(InvalidMetadata, match="duplicate"):
+        parse_metadata(joined.decode())
+
+
+def test_headers_without_repeats_are_left_as_they_are() -> None:
+    raw = [(b"accept", b"a"), (b"accept", b"b"), (b"upload-offset", b"0")]  # not ours to judge: passed through
+    assert fold_request_headers(raw) == raw
+
+
+@pytest.mark.parametrize("host", ["example.org", "example.org:8080", "127.0.0.1:1080", "[::1]:1080", "[::1]", "x_y",
+                                  "a-b.c", "%41", ""])  # fmt: skip
+def test_a_valid_host_passes(host: str) -> None:
+    check_host(host)
+
+
+@pytest.mark.parametrize("host", ["[", "[::1", "::1", "a b", "x:y", "a:123456", "é", "a/b", "a@b:1@", "\x00"])
+def test_an_invalid_host_is_refused(host: str) -> None:
+    with pytest.raises(InvalidHeader, match="Host"):
+        check_host(host)

@@ -6,13 +6,80 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from tusedge.errors import InvalidConcat, InvalidHeader, InvalidMetadata, LengthRequired
-from tusedge.protocol.constants import DIGEST_METADATA_KEY, MAX_INT64
+from tusedge.protocol.constants import DIGEST_METADATA_KEY, MAX_INT64, Header
 from tusedge.protocol.metadata import parse_metadata
+
+# --- one value per header ---------------------------------------------------------------------------
+# RFC 9110, 5.3: "A sender MUST NOT generate multiple field lines with the same name in a message ...
+# unless that field's definition allows multiple field line values to be recombined as a comma-separated
+# list". Of the headers a tus request carries only Upload-Metadata is such a list ("one or more
+# comma-separated key-value pairs"); its lines are joined. Any other of them sent twice, even with the same
+# value, is refused: taking the first (as a dict would) lets a proxy and the server disagree on the value.
+SINGLE_VALUED = frozenset(
+    name.lower().encode()
+    for name in (
+        Header.TUS_RESUMABLE,
+        Header.UPLOAD_OFFSET,
+        Header.UPLOAD_LENGTH,
+        Header.UPLOAD_DEFER_LENGTH,
+        Header.UPLOAD_CHECKSUM,
+        Header.UPLOAD_CONCAT,
+        Header.METHOD_OVERRIDE,
+        "Content-Type",
+    )
+)
+LIST_VALUED = frozenset({Header.UPLOAD_METADATA.lower().encode()})
+
+
+def fold_request_headers(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The request's header lines (ASGI's lower-cased ``(name, value)`` pairs) with the lines of a list
+    header joined into one; InvalidHeader when a single-valued tus header appears more than once."""
+    seen: dict[bytes, int] = {}
+    for name, _ in raw:
+        name = name.lower()
+        if name in SINGLE_VALUED or name in LIST_VALUED:
+            seen[name] = seen.get(name, 0) + 1
+    repeated = [name for name, count in seen.items() if count > 1]
+    for name in repeated:
+        if name in SINGLE_VALUED:
+            raise InvalidHeader(f"{_title(name)} was sent {seen[name]} times; it takes one value, send it once")
+    if not repeated:
+        return list(raw)
+    folded: list[tuple[bytes, bytes]] = []
+    joined: dict[bytes, list[bytes]] = {}
+    for name, value in raw:
+        lower = name.lower()
+        if lower in LIST_VALUED:
+            if lower not in joined:
+                joined[lower] = []
+                folded.append((lower, b""))  # placeholder at the first line's position
+            if value.strip(b" \t"):
+                joined[lower].append(value.strip(b" \t"))
+        else:
+            folded.append((name, value))
+    return [(name, b",".join(joined[name]) if name in joined else value) for name, value in folded]
+
+
+# RFC 9110, 7.2: Host = uri-host [ ":" port ], uri-host = IP-literal / IPv4address / reg-name (RFC 3986).
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]{0,5})?")
+
+
+def check_host(value: str) -> None:
+    """RFC 9112, 3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request
+    message that ... contains ... a Host header field with an invalid field value." We build Location from it."""
+    if not _HOST.fullmatch(value):
+        raise InvalidHeader(f"invalid Host header {value[:60]!r}")
+
+
+def _title(name: bytes) -> str:
+    return "-".join(part.capitalize() for part in name.decode("latin-1").split("-"))
+
 
 # "Upload-Offset ... MUST be a non-negative integer" / "Upload-Length ... MUST be a non-negative integer".
 # We accept plain ASCII digits only: no sign, no spaces, no "1e3", no unicode digits that int() would take.

@@ -24,7 +24,7 @@ from tusedge.locking.filelock import FileLocker
 from tusedge.protocol.constants import EXPOSED_HEADERS
 from tusedge.server.hooks import Hooks
 from tusedge.server.metrics import Metrics, RequestMetrics
-from tusedge.server.middleware import MethodOverride, TusResumableHeader
+from tusedge.server.middleware import MethodOverride, RequestHeaderCheck, TusResumableHeader
 from tusedge.server.reaper import run_reaper
 from tusedge.server.responses import handle_tus_error, handle_unexpected
 from tusedge.server.routes import TusEndpoints
@@ -95,6 +95,7 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(MethodOverride),
         Middleware(RequestMetrics, metrics=metrics),
         Middleware(TusResumableHeader),
+        Middleware(RequestHeaderCheck),
     ]
     routes = endpoints.routes()
     if settings.metrics:

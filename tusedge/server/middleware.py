@@ -1,10 +1,15 @@
-"""Pure ASGI middleware: X-HTTP-Method-Override, and Tus-Resumable on every response."""
+"""Pure ASGI middleware: X-HTTP-Method-Override, Tus-Resumable on every response, and one value per tus
+request header."""
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tusedge.errors import InvalidHeader
 from tusedge.protocol.constants import TUS_VERSION
+from tusedge.protocol.headers import check_host, fold_request_headers
+from tusedge.server.responses import handle_tus_error
 
 _OVERRIDE = b"x-http-method-override"
 _OVERRIDABLE = {"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"}
@@ -19,12 +24,38 @@ class MethodOverride:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name.lower() == _OVERRIDE:
-                    method = value.decode("latin-1").strip().upper()
-                    if method in _OVERRIDABLE:
-                        scope = {**scope, "method": method}
-                    break
+            values = [value for name, value in scope["headers"] if name.lower() == _OVERRIDE]
+            # Sent twice, it overrides nothing: RequestHeaderCheck refuses the request with a reason.
+            if len(values) == 1:
+                method = values[0].decode("latin-1").strip().upper()
+                if method in _OVERRIDABLE:
+                    scope = {**scope, "method": method}
+        await self.app(scope, receive, send)
+
+
+class RequestHeaderCheck:
+    """Refuses a request that sends a single-valued tus header twice or an invalid Host (400 with the reason,
+    through the one error table) and joins the lines of a list header, so no handler ever picks "the first"
+    of two values."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            headers = fold_request_headers(scope["headers"])
+            for name, value in headers:
+                if name == b"host":
+                    check_host(value.decode("latin-1"))
+        except InvalidHeader as exc:
+            response = await handle_tus_error(Request(scope, receive), exc)
+            await response(scope, receive, send)
+            return
+        if len(headers) != len(scope["headers"]):
+            scope = {**scope, "headers": headers}
         await self.app(scope, receive, send)
 
 
