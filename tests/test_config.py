@@ -17,7 +17,7 @@ def test_defaults() -> None:
     assert settings.port == 1080
     assert settings.base_path == "/files/"
     assert settings.data_dir == Path("tusedge-data")
-    assert settings.max_size_bytes == 0
+    assert settings.max_size_bytes == 64 * GIB  # a finite limit unless turned off explicitly
     assert settings.cors_origins == ("*",)
     assert settings.workers == 1
     assert settings.write_buffer_bytes == 4 * MIB

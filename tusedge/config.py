@@ -18,6 +18,11 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 
+# The default largest upload: three times the 20 GB this server is built for, and a bound on what one
+# creation may reserve on disk (files are preallocated). 0 turns it off, only when set explicitly.
+DEFAULT_MAX_SIZE = 64 * GIB
+
+
 class SettingsError(ValueError):
     """A setting has a value we cannot use."""
 
@@ -41,7 +46,10 @@ class Settings:
             " several nodes (then uploads are locked in PostgreSQL; pip install 'tusedge[postgres]')"
         ),
     )
-    max_size_bytes: int = field(default=0, metadata=_help("largest accepted Upload-Length; 0: no limit"))
+    max_size_bytes: int = field(
+        default=DEFAULT_MAX_SIZE,
+        metadata=_help("largest accepted Upload-Length (default 64 GiB); 0: no limit, only when you mean it"),
+    )
     expiry_s: float = field(
         default=24 * 3600.0,
         metadata=_help("unfinished uploads expire this long after their last write; 0: never"),

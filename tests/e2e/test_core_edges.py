@@ -107,3 +107,13 @@ def test_idle_connections_are_closed_after_keep_alive_s_and_kept_before(server_f
         time.sleep(3.0)
         conn.sock.settimeout(5)
         assert conn.sock.recv(1) == b""  # closed by the server
+
+
+def test_a_server_on_its_defaults_has_a_finite_max_size(tusedge_server: ServerProcess) -> None:
+    """Safe defaults: without --max-size-bytes the server advertises Tus-Max-Size 64 GiB and refuses a larger
+    Upload-Length with 413 (it used to accept any length and try to preallocate it)."""
+    options = httpx.options(tusedge_server.url)
+    assert options.headers["Tus-Max-Size"] == str(64 * 1024**3)
+    for length in (64 * 1024**3 + 1, 2**44):
+        response = httpx.post(tusedge_server.url, headers={**TUS, "Upload-Length": str(length)})
+        assert response.status_code == 413 and "maximum" in response.text, response.text
