@@ -1,32 +1,64 @@
-# tusedge: tus 1.0.0 upload server. Serves on 0.0.0.0:1080 with its data in the /data volume.
+# tusedge: tus 1.0.0 upload server. Serves on 0.0.0.0:1080 with its data in the /data volume, as an
+# unprivileged user, and runs with a read-only root file system (docs/deploy.md#in-a-container).
+#
+#   scripts/build-image                  the wheelhouse, then docker or podman build (what the tests run)
+#   docker build -t tusedge .            the same from the package index, on the public base image
+#
+# The base image is a build argument: any Debian-like image with python3 (3.11+) and its venv module, e.g.
+# one made from Debian packages by mmdebstrap where no registry is reachable (scripts/build-image
+# --debian-base). With wheels in build/wheelhouse/ (made on the host by scripts/build-image) the build
+# installs from them only and needs no network at all.
+ARG BASE_IMAGE=docker.io/library/python:3.11-slim
 
-# The upload page's copy of tus-js-client, from the npm registry through web/package-lock.json.
-FROM node:20-slim AS web
-WORKDIR /src
-COPY web ./web
-COPY tusedge/server/static ./tusedge/server/static
-RUN npm --prefix web ci --no-audit --no-fund && npm --prefix web run build
+# The wheels (if any) and the list of dependencies, in a stage of their own: the image gets neither.
+FROM ${BASE_IMAGE} AS wheels
+COPY pyproject.toml build/wheelhouse/*.whl /wheels/
 
-FROM python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PATH=/opt/tusedge/bin:$PATH \
     TUSEDGE_HOST=0.0.0.0 \
     TUSEDGE_PORT=1080 \
     TUSEDGE_DATA_DIR=/data
 
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY tusedge ./tusedge
-COPY conformance ./conformance
-COPY --from=web /src/tusedge/server/static/vendor ./tusedge/server/static/vendor
-RUN pip install --no-cache-dir ".[postgres]" \
-    && useradd --system --uid 10001 --home-dir /data tusedge \
-    && mkdir -p /data && chown tusedge /data
+# 1. The dependencies, with the [postgres] extra (several nodes sharing state), in their own layer: it is
+#    kept while only tusedge's code changes. Offline from the wheels when there are any; the list of their
+#    digests (made with them) is what a cached layer is checked against.
+COPY pyproject.toml build/wheelhouse/SHA256SUM[S] /tmp/dependencies/
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    set -eu; \
+    if ls /wheels/*.whl >/dev/null 2>&1; then set -- --no-index --find-links /wheels; fi; \
+    python3 -m venv /opt/tusedge; \
+    python3 -c 'import tomllib; p = tomllib.load(open("/wheels/pyproject.toml", "rb"))["project"]; \
+print("\n".join(p["dependencies"] + p["optional-dependencies"]["postgres"]))' > /tmp/requirements.txt; \
+    /opt/tusedge/bin/pip install --quiet "$@" -r /tmp/requirements.txt; \
+    rm -r /tmp/requirements.txt /tmp/dependencies; \
+    groupadd --system --gid 10001 tusedge; \
+    useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin tusedge; \
+    mkdir -p /data; \
+    chown tusedge:tusedge /data
+
+# 2. tusedge itself (the upload page's files and its copy of tus-js-client come with the package).
+COPY pyproject.toml README.md /src/
+COPY tusedge /src/tusedge
+COPY conformance /src/conformance
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    set -eu; \
+    if ls /wheels/*.whl >/dev/null 2>&1; then set -- --no-index --find-links /wheels; fi; \
+    /opt/tusedge/bin/pip install --quiet --no-deps "$@" /src; \
+    rm -rf /src; \
+    tusedge --version
 
 USER tusedge
+WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 1080/tcp 1080/udp
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:%s/files/' % os.environ.get('TUSEDGE_PORT', '1080'), method='OPTIONS'))"
+# SIGTERM drains: no new uploads, PATCHes in flight get TUSEDGE_DRAIN_TIMEOUT_S (30 s), then what arrived is
+# committed. Give the container that long to stop: docker stop -t 40, podman stop -t 40.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=3s CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TUSEDGE_PORT', '1080'), timeout=3)"]
 ENTRYPOINT ["tusedge", "serve"]

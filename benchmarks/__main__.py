@@ -20,7 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.link import NS_ADDR, namespace_link, shape
-from benchmarks.servers import PEERS_SPECS, TUSEDGE, TUSEDGE_NO_FSYNC, RunningServer, ServerSpec, tusedge_workers
+from benchmarks.servers import (
+    PEERS_SPECS,
+    TUSEDGE,
+    TUSEDGE_NO_ACCESS_LOG,
+    TUSEDGE_NO_FSYNC,
+    RunningServer,
+    ServerSpec,
+    tusedge_workers,
+)
 from benchmarks.workloads import (
     GIB,
     MIB,
@@ -72,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sustained", type=int, default=0, metavar="GIB", help="also a sustained upload of GIB GiB")
     parser.add_argument("--no-peers", action="store_true", help="tusedge only")
+    parser.add_argument("--access-log-off-too", action="store_true",
+                        help="also tusedge --access-log off (single and small): the access log's cost")  # fmt: skip
     parser.add_argument(
         "--only", action="append", choices=["ceilings", "single", "small", "parallel", "link", "transports"], default=[]
     )
@@ -85,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only) or {"ceilings", "single", "small", "parallel", "link", "transports"}
     size = args.size_mib * MIB
     specs: list[ServerSpec] = [TUSEDGE, TUSEDGE_NO_FSYNC] + ([] if args.no_peers else PEERS_SPECS)
+    if args.access_log_off_too:
+        specs.insert(1, TUSEDGE_NO_ACCESS_LOG)
     work = Path(tempfile.mkdtemp(prefix="tusedge-bench-", dir=args.dir))
     lines: list[str] = []
     try:

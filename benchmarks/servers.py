@@ -85,6 +85,9 @@ class ServerSpec:
 
 TUSEDGE = ServerSpec("tusedge", _tusedge(), durable=True, concatenation=True)
 TUSEDGE_NO_FSYNC = ServerSpec("tusedge --no-fsync", _tusedge("--no-fsync"), durable=False, concatenation=True)
+# The access log's cost (docs/deploy.md): tusedge with it off, beside the default (JSON lines to its log file).
+TUSEDGE_NO_ACCESS_LOG = ServerSpec("tusedge --access-log off", _tusedge("--access-log", "off"), durable=True,
+                                   concatenation=True)  # fmt: skip
 PEERS_SPECS = [
     ServerSpec("@tus/server", _tus_node, durable=False),
     ServerSpec("tuspyserver", _tuspyserver, durable=False),

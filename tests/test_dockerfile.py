@@ -1,5 +1,5 @@
-"""The Dockerfile's configuration, checked without a Docker daemon (none runs on the test machines):
-its TUSEDGE_* environment must build valid Settings that serve on 0.0.0.0 with data in the volume."""
+"""The Dockerfile's configuration, read as text: its TUSEDGE_* environment must build valid Settings that serve
+on 0.0.0.0 with data in the volume. tests/e2e/test_image.py builds and runs the image for real."""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def test_dockerfile_entrypoint_is_the_console_script() -> None:
 
 
 def test_the_image_can_share_state_in_postgresql() -> None:
-    """Several nodes from one image (docs/multi-node.md) need the [postgres] extra in it."""
+    """Several nodes from one image (docs/multi-node.md) need the [postgres] extra in it (tests/e2e/test_image.py
+    imports asyncpg in the built image)."""
+    assert 'p["optional-dependencies"]["postgres"]' in DOCKERFILE.read_text()
+
+
+def test_the_base_image_is_a_build_argument_defaulting_to_the_public_python_image() -> None:
     text = DOCKERFILE.read_text()
-    assert 'pip install --no-cache-dir ".[postgres]"' in text
+    assert "ARG BASE_IMAGE=docker.io/library/python:3.11-slim" in text
+    assert text.count("FROM ${BASE_IMAGE}") == 2

@@ -41,9 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("url", help="the server's creation URL, e.g. https://uploads.example.org/files/")
     sign.add_argument("--expires-in", type=float, default=3600.0, metavar="SECONDS", help="default 3600")
     sign.add_argument("--max-size", metavar="SIZE", help="largest upload created with it (e.g. 20GiB)")
+    from tusedge.admin.cli import add_commands as add_admin_commands
     from tusedge.client.cli import add_commands
 
     add_commands(commands)
+    add_admin_commands(commands)
     return parser
 
 
@@ -67,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return _cert(args)
     if args.command == "sign":
         return _sign(args)
+    if args.command == "doctor":
+        from tusedge.admin.cli import run_doctor
+
+        return run_doctor(args)
     if args.command in ("upload", "status"):
         from tusedge.client.cli import run_status, run_upload
 

@@ -125,6 +125,24 @@ class Settings:
             "Hypercorn fixes not to apply, to check an upgrade (docs/hypercorn-fixes.md); never in production"
         ),
     )
+    access_log: str = field(
+        default="json", metadata=_help("one line per request on stdout: json, logfmt, or off (docs/deploy.md)")
+    )
+    access_log_probes: bool = field(default=False, metadata=_help("also log /healthz and /readyz requests"))
+    drain_timeout_s: float = field(
+        default=30.0,
+        metadata=_help("on SIGTERM, how long request bodies in flight may run on before what arrived is committed"),
+    )
+    ready_min_free_bytes: int = field(
+        default=1 * GIB, metadata=_help("/readyz fails when the data folder has no more than this free")
+    )
+    public_url: str = field(
+        default="",
+        metadata=_help(
+            "this node's own URL (https://fra1.edge.example.com): upload URLs name it, so clients resume on"
+            " the node that holds their bytes; empty: the URL the request came to"
+        ),
+    )
     ui: bool = field(default=True, metadata=_help("serve the browser upload page at / (its files under /ui/)"))
 
     def __post_init__(self) -> None:
@@ -175,6 +193,14 @@ class Settings:
             raise SettingsError("signing_key must be at least 16 characters (32 random bytes recommended)")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise SettingsError("log_level must be debug, info, warning or error")
+        if self.access_log not in ("json", "logfmt", "off"):
+            raise SettingsError("access_log must be json, logfmt or off")
+        if self.ready_min_free_bytes < 0:
+            raise SettingsError("ready_min_free_bytes must not be negative")
+        if not math.isfinite(self.drain_timeout_s) or self.drain_timeout_s < 0:
+            raise SettingsError("drain_timeout_s must be a finite, not negative number")
+        if self.public_url:
+            check_public_url(self.public_url)
 
     @property
     def effective_database_url(self) -> str:
@@ -232,6 +258,19 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def check_public_url(url: str) -> None:
+    """An absolute http(s) URL with a host, and at most a path prefix (no query, no fragment)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError("public_url must be an absolute http:// or https:// URL with no query or fragment")
+    try:
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        raise SettingsError("public_url has an invalid port") from None
 
 
 def _plain(value: Any) -> Any:

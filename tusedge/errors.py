@@ -188,6 +188,14 @@ class ServerBusy(TusError):
     default_message = "the server is busy; retry shortly"
 
 
+class ShuttingDown(TusError):
+    """The node is draining before it stops (SIGTERM): no new uploads or PATCHes; HEAD still answers."""
+
+    status = 503
+    code = "ERR_SHUTTING_DOWN"
+    default_message = "the server is shutting down; retry after Retry-After seconds (HEAD gives the offset)"
+
+
 class ChecksumMismatch(TusError):
     status = 460
     code = "ERR_CHECKSUM_MISMATCH"

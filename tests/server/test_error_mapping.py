@@ -43,6 +43,7 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.ChecksumMismatch: (460, "ERR_CHECKSUM_MISMATCH"),
     errors.InsufficientStorage: (507, "ERR_INSUFFICIENT_STORAGE"),
     errors.ServerBusy: (503, "ERR_SERVER_BUSY"),
+    errors.ShuttingDown: (503, "ERR_SHUTTING_DOWN"),
     errors.TooManyRequests: (429, "ERR_TOO_MANY_REQUESTS"),
     errors.HookRefused: (403, "ERR_REFUSED_BY_HOOK"),
     errors.HookUnavailable: (503, "ERR_HOOK_UNAVAILABLE"),

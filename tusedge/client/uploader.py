@@ -98,6 +98,18 @@ class _Part:
     sent_on_creation: int = 0  # bytes this run sent in the POST (creation-with-upload)
 
 
+def node_endpoint(endpoint: str, upload_url: str) -> str:
+    """The creation URL of the node that answered with ``upload_url``: ``endpoint`` itself when the upload is
+    on its origin, else the upload URL's folder on the upload's origin (with the endpoint's query: a signed
+    URL's signature). A server with a node-sticky --public-url behind Anycast or regional DNS names itself in
+    Location; the other parts of a parallel upload, and its final, must be created on that same node."""
+    base, upload = httpx.URL(endpoint), httpx.URL(upload_url)
+    if (base.scheme, base.host, base.port) == (upload.scheme, upload.host, upload.port):
+        return endpoint
+    folder = upload.path.rsplit("/", 1)[0] + "/"
+    return str(upload.copy_with(path=folder, query=base.query or None, fragment=None))
+
+
 async def _all(*awaitables: Awaitable[Any]) -> None:
     """Await all; on the first failure cancel the rest and raise it."""
     tasks = [asyncio.ensure_future(a) for a in awaitables]
@@ -271,7 +283,8 @@ class _Run:
     async def _create_parts(
         self, ranges: list[tuple[int, int]], digest_algorithm: str | None, digest: bytes | None
     ) -> list[_Part]:
-        parts = []
+        parts: list[_Part] = []
+        endpoint = self.endpoint
         for index, (start, length) in enumerate(ranges):
             headers = {Header.UPLOAD_LENGTH.value: str(length)}
             body = None
@@ -284,8 +297,9 @@ class _Run:
                     checksum = await self._chunk_checksum(0, length)
                     if checksum is not None:
                         headers[Header.UPLOAD_CHECKSUM.value] = checksum
-            create = functools.partial(resource.create, self.client, self.endpoint, headers, body)
+            create = functools.partial(resource.create, self.client, endpoint, headers, body)
             url = await self.attempts.run(create)
+            endpoint = node_endpoint(self.endpoint, url)  # the other parts: on the first one's node
             sent = len(body) if body is not None else 0
             self.bytes_sent += sent
             parts.append(_Part(index, url, start, length, sent))
@@ -296,7 +310,8 @@ class _Run:
             Header.UPLOAD_CONCAT.value: "final;" + " ".join(p.url for p in parts),
             Header.UPLOAD_METADATA.value: self._metadata(digest_algorithm, digest),
         }
-        return await self.attempts.run(lambda: resource.create(self.client, self.endpoint, headers))
+        endpoint = node_endpoint(self.endpoint, parts[0].url)  # on the node that holds the parts
+        return await self.attempts.run(lambda: resource.create(self.client, endpoint, headers))
 
     async def _existing_final(self, stored: StoredUpload | None) -> str | None:
         """A stored final upload the server still has (a run that died after creating it)."""

@@ -22,6 +22,9 @@ from tusedge.errors import TusError
 from tusedge.locking.base import Locker
 from tusedge.locking.filelock import FileLocker
 from tusedge.protocol.constants import EXPOSED_HEADERS
+from tusedge.server.access_log import access_log_middleware
+from tusedge.server.drain import Drain, DrainGate, drain_on_sigterm
+from tusedge.server.health import Health
 from tusedge.server.hooks import Hooks
 from tusedge.server.metrics import Metrics, RequestMetrics
 from tusedge.server.middleware import MethodOverride, RequestHeaderCheck, TusResumableHeader
@@ -48,7 +51,9 @@ def make_locker(settings: Settings) -> Locker:
     return FileLocker(settings.locks_dir)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette:
+    """``handle_signals``: SIGTERM drains (only in a server process of ``tusedge serve``, never in tests
+    that run the app in their own process)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.effective_database_url)
     store = FileStore(settings.uploads_dir, preallocate=settings.preallocate, fsync=settings.fsync)
@@ -58,6 +63,8 @@ def create_app(settings: Settings) -> Starlette:
     hooks = Hooks(settings, EventOutbox(repo))
     service = TusService(settings, store, repo, locker, metrics=metrics, hooks=hooks)
     endpoints = TusEndpoints(service, settings)
+    drain = Drain(settings.drain_timeout_s)
+    health = Health(engine, settings.uploads_dir, settings.ready_min_free_bytes, drain)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -70,6 +77,8 @@ def create_app(settings: Settings) -> Starlette:
         background = [loop.create_task(run_reaper(service, settings.reaper_interval_s))]
         if hooks.delivers:
             background.append(loop.create_task(hooks.run_deliveries()))
+        if handle_signals:
+            drain_on_sigterm(drain)
         try:
             yield
         finally:
@@ -83,7 +92,10 @@ def create_app(settings: Settings) -> Starlette:
             await locker.close()
             await engine.dispose()
 
+    # Outermost first. The access log sees every answer (CORS preflights and the drain's 503 included);
+    # the drain gate is innermost, so its 503 gets CORS and Tus-Resumable headers and is counted in metrics.
     middleware = [
+        *access_log_middleware(settings),
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
@@ -96,8 +108,9 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(RequestMetrics, metrics=metrics),
         Middleware(TusResumableHeader),
         Middleware(RequestHeaderCheck),
+        Middleware(DrainGate, drain=drain),
     ]
-    routes = endpoints.routes()
+    routes = endpoints.routes() + health.routes()
     if settings.metrics:
         routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
     if settings.ui:
@@ -111,6 +124,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.drain = drain
     return app
 
 
@@ -119,7 +133,7 @@ def app_from_environment() -> ASGIApp:
     text = os.environ.get("TUSEDGE_SETTINGS_JSON")
     settings = Settings.from_json(text) if text else Settings.from_env()
     configure_logging(settings.log_level)
-    app: ASGIApp = create_app(settings)
+    app: ASGIApp = create_app(settings, handle_signals=True)
     if settings.trust_proxy:
         # Behind a reverse proxy: take scheme and host from X-Forwarded-Proto/-Host (one trusted hop), so
         # Location headers name the URL the client used.

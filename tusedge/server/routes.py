@@ -63,7 +63,9 @@ class TusEndpoints:
         ]
 
     def location(self, request: Request, upload_id: str) -> str:
-        return str(request.base_url).rstrip("/") + self.settings.base_path + upload_id
+        """An upload's URL: on this node's --public-url when set (node-sticky), else where the request came."""
+        origin = self.settings.public_url or str(request.base_url)
+        return origin.rstrip("/") + self.settings.base_path + upload_id
 
     async def collection(self, request: Request) -> Response:
         self.limits.check_rate(request)

@@ -21,6 +21,7 @@ from tusedge.config import Settings
 from tusedge.server import hypercorn_fixes
 from tusedge.server.hypercorn_fixes.h2 import H2_MAX_FRAME_BYTES
 from tusedge.server.metrics import prepare_multiprocess
+from tusedge.server.workers import run_workers
 from tusedge.state.database import create_engine, create_schema
 
 ALPN_PROTOCOLS = ["h2", "http/1.1"]
@@ -37,6 +38,8 @@ def hypercorn_config(settings: Settings) -> Config:
     config.loglevel = "DEBUG" if settings.log_level == "debug" else "INFO"
     config.accesslog = None
     config.errorlog = "-"
+    # SIGTERM first drains (tusedge/server/drain.py: request bodies get drain_timeout_s); this is what
+    # Hypercorn then gives the connections left (a download, resumable with Range) before it cancels them.
     config.graceful_timeout = 5.0
     # Hypercorn's default of 5 s closes connections of clients that pause between PATCHes (hashing the
     # next chunk, backing off) and races with a request arriving as the timer fires on a stalled machine.
@@ -116,7 +119,7 @@ def serve(settings: Settings) -> int:
         config.bind = [f"fd://{tcp.detach()}"]
         config.quic_bind = [f"fd://{udp.detach()}"]
     try:
-        return run(config)
+        return run(config) if settings.workers == 1 else run_workers(config, settings.workers)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

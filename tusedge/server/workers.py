@@ -1,0 +1,77 @@
+"""``--workers N``: N server processes on the sockets this process binds, each of them draining on SIGTERM.
+
+Hypercorn's own multi-process runner (``hypercorn.run.run``) turns a SIGTERM of the parent into an event
+its workers poll; they then close their listeners at once and cancel what still runs after
+``graceful_timeout``, so no worker could drain (:mod:`tusedge.server.drain`). Here each worker runs the
+way Hypercorn runs a single process, with its own SIGINT and SIGTERM handling, and this parent only
+forwards the signals it receives (systemd's default ``KillMode=control-group`` sends SIGTERM to every
+process at once; ``podman stop`` and ``docker stop`` to the parent only: both end the same way).
+
+A worker that exits on its own (a crash, ``kill -9``) stops the node: the others drain and exit, and the
+exit status says so, so a process manager restarts all of it (Hypercorn's runner does the same).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from hypercorn.config import Config
+
+log = logging.getLogger("tusedge")
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT)
+
+
+def run_workers(config: Config, count: int) -> int:
+    from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
+
+    worker = uvloop_worker if config.worker_class == "uvloop" else asyncio_worker
+    sockets = config.create_sockets()
+    processes: list[BaseProcess] = []
+    stopping = False
+
+    def forward(signum: int, _frame: FrameType | None = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.pid is not None and process.exitcode is None:
+                try:
+                    os.kill(process.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
+    exitcode = 0
+    try:
+        context = multiprocessing.get_context("spawn")
+        for _ in range(count):
+            process = context.Process(target=worker, kwargs={"config": config, "sockets": sockets})
+            process.start()
+            processes.append(process)
+            if stopping:  # a signal came while we were starting them: the new one gets it too
+                forward(signal.SIGTERM)
+        running = list(processes)
+        while running:
+            wait([process.sentinel for process in running])
+            for done in [p for p in running if p.exitcode is not None]:
+                running.remove(done)
+                done.join()
+                status = done.exitcode or 0
+                if not stopping:
+                    log.error("worker %d exited with status %s; stopping the others", done.pid, status)
+                    exitcode = status if status > 0 else 1
+                    forward(signal.SIGTERM)
+                elif status and not exitcode and -status not in FORWARDED:  # killed while starting: a stop
+                    exitcode = status if status > 0 else 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
+            sock.close()
+    return exitcode
