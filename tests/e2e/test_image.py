@@ -67,7 +67,7 @@ def keep_as_build_cache(tag: str) -> None:
     last = "localhost/tusedge-e2e:last"
     previous = podman("image", "inspect", "--format", "{{.Id}}", last, check=False).stdout.strip()
     podman("tag", tag, last)
-    podman("untag", tag, check=False)
+    podman("untag", last, tag, check=False)  # only the run's own name: last stays
     current = podman("image", "inspect", "--format", "{{.Id}}", last).stdout.strip()
     if previous and previous != current:
         podman("rmi", previous, check=False)  # not forced: an image still in use stays
