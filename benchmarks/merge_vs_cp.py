@@ -1,8 +1,14 @@
-"""Merge benchmark (issue 3): time to merge 4 partial uploads totalling SIZE into one final upload,
-against ``cp`` (+ fsync) of a single upload of the same bytes on the same disk, in the same run; and the server's
-user-space CPU during the merge (target: no slower than cp, user CPU near zero).
+"""Merge benchmark (issues 3 and 15): time to merge N partial uploads totalling SIZE into one final upload,
+against ``cp`` (+ fsync) of a single upload of the same bytes on the same file system, in the same run; and
+the server's user-space CPU during the merge (targets: no slower than cp on ext4, < 0.1 s for 2 GiB in 8
+parts on XFS, user CPU near zero).
 
-    python -m benchmarks.merge_vs_cp [--size-gib 4] [--reps 3] [--dir DIR]
+    python -m benchmarks.merge_vs_cp [--size-gib 4] [--parts 4] [--reps 3] [--dir DIR] [--fs host,ext4,xfs,btrfs]
+
+``--fs host`` is the work folder's own disk; ``ext4``, ``xfs`` and ``btrfs`` are fresh loop-mounted images
+made in the work folder (benchmarks/loopfs.py, root only). Parts are cut as ``tusedge upload`` cuts them
+(tusedge.client.boundaries, 1 MiB units), so a file system with reflinks can share their blocks. ``cp`` is
+coreutils' own: since coreutils 9.0 it reflinks on XFS and btrfs too (``--reflink=auto``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.loopfs import loop_filesystem
+from tusedge.client.boundaries import split
+
 GIB = 1024**3
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -33,6 +42,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -126,13 +136,12 @@ def cp_once(source: Path, target: Path) -> float:
 
 
 def one_round(
-    client: httpx.Client, endpoint: str, source: Path, size: int, data_dir: Path, pid: int, cp_first: bool
+    client: httpx.Client, endpoint: str, source: Path, size: int, parts: int, data_dir: Path, pid: int, cp_first: bool
 ) -> tuple[tuple[float, float, float], float]:
-    """Upload the same bytes twice through the server, as 4 partials and as one upload, so both copies
+    """Upload the same bytes twice through the server, as N partials and as one upload, so both copies
     read files in the same state (freshly uploaded; the first read of such a file is slower than a
     re-read here), then time the merge of the partials and ``cp`` of the single upload."""
-    part = size // 4
-    urls = [upload(client, endpoint, source, i * part, part if i < 3 else size - 3 * part, True) for i in range(4)]
+    urls = [upload(client, endpoint, source, start, n, True) for start, n in split(size, parts)]
     whole = upload(client, endpoint, source, 0, size, False)
     os.sync()
     whole_file = data_dir / "uploads" / whole.rsplit("/", 1)[1]
@@ -146,39 +155,55 @@ def one_round(
     return merge, copy
 
 
+def measure(work: Path, data_dir: Path, source: Path, size: int, parts: int, reps: int) -> list[str]:
+    proc, endpoint = start_server(data_dir)
+    merges: list[tuple[float, float, float]] = []
+    copies: list[float] = []
+    try:
+        with httpx.Client(timeout=3600) as client:
+            for rep in range(reps):  # interleaved, alternating order, so both see the same machine
+                merge, copy = one_round(client, endpoint, source, size, parts, data_dir, proc.pid, rep % 2 == 0)
+                merges.append(merge)
+                copies.append(copy)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    merge_s = statistics.median(m[0] for m in merges)
+    cp_s = statistics.median(copies)
+    user = statistics.median(m[1] for m in merges)
+    system = statistics.median(m[2] for m in merges)
+    runs = ", ".join(f"{m[0]:.3f}" for m in merges)
+    cps = ", ".join(f"{c:.3f}" for c in copies)
+    return [f"{merge_s:.3f} s ({runs})", f"{cp_s:.3f} s ({cps})", f"{merge_s / cp_s:.2f}", f"{user:.2f} / {system:.2f}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--size-gib", type=float, default=4.0)
+    parser.add_argument("--parts", type=int, default=4)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None, help="work folder on the disk to measure")
+    parser.add_argument("--fs", default="host", help="comma list of host, ext4, xfs, btrfs")
     args = parser.parse_args(argv)
     size = int(args.size_gib * GIB)
     work = Path(tempfile.mkdtemp(prefix="tusedge-merge-", dir=args.dir))
+    rows = []
     try:
         source = work / "source.bin"
         make_source(source, size)
-        proc, endpoint = start_server(work / "data")
-        merges: list[tuple[float, float, float]] = []
-        copies: list[float] = []
-        try:
-            with httpx.Client(timeout=3600) as client:
-                for rep in range(args.reps):  # interleaved, alternating order, so both see the same machine
-                    merge, copy = one_round(client, endpoint, source, size, work / "data", proc.pid, rep % 2 == 0)
-                    merges.append(merge)
-                    copies.append(copy)
-        finally:
-            proc.terminate()
-            proc.wait(30)
-        merge_s = statistics.median(m[0] for m in merges)
-        cp_s = statistics.median(copies)
-        print(f"size: {size / GIB:.2f} GiB, reps: {args.reps}")
-        print(f"merge (copy_file_range + fdatasync), median: {merge_s:.2f} s = {size / merge_s / 1e6:.0f} MB/s")
-        print(f"cp + fsync, median:                          {cp_s:.2f} s = {size / cp_s / 1e6:.0f} MB/s")
-        print(f"merge / cp time ratio: {merge_s / cp_s:.2f}")
-        print(f"server CPU during merge, median: user {statistics.median(m[1] for m in merges):.2f} s, "
-              f"system {statistics.median(m[2] for m in merges):.2f} s")  # fmt: skip
-        print("runs (merge s, user s, sys s):", [tuple(round(x, 2) for x in m) for m in merges])
-        print("runs (cp s):", [round(c, 2) for c in copies])
+        for kind in args.fs.split(","):
+            if kind == "host":
+                rows.append([kind, *measure(work, work / "data", source, size, args.parts, args.reps)])
+                continue
+            with loop_filesystem(kind, work, size=3 * size + 2 * GIB) as mount:
+                rows.append([kind, *measure(work, mount / "data", source, size, args.parts, args.reps)])
+        print(f"size: {size / GIB:.2f} GiB in {args.parts} parts, reps: {args.reps} (medians; runs in brackets)\n")
+        print(
+            "| file system | merge (final POST: join + fdatasync) | cp + fsync | merge / cp | server CPU user / sys s |"
+        )
+        print("|---|---|---|---:|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

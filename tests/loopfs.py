@@ -1,66 +1,25 @@
-"""Real file systems for tests: a sparse image file, ``mkfs`` (ext4, XFS with its default ``reflink=1``,
-btrfs), loop-mounted on a folder under the test's tmp dir, unmounted and removed at teardown.
-
-Needs root (mount) and the mkfs tools (xfsprogs, btrfs-progs; .ci/run installs them). Without them the
-tests that need a file system of a kind are skipped with the reason, never passed.
-"""
+"""Real file systems for tests (benchmarks/loopfs.py): ext4, XFS with ``reflink=1`` and btrfs images,
+loop-mounted under the test's tmp dir and removed at teardown. Without root or the mkfs tools (.ci/run
+installs xfsprogs and btrfs-progs) a test that needs one is skipped with the reason, never passed."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-MKFS = {
-    "ext4": ["mkfs.ext4", "-q", "-F"],
-    "xfs": ["mkfs.xfs", "-q", "-f"],  # reflink=1 is the default of xfsprogs >= 5.1
-    "btrfs": ["mkfs.btrfs", "-q", "-f"],
-}
-# Which of them share blocks between files (FICLONERANGE).
-REFLINKS = {"ext4": False, "xfs": True, "btrfs": True}
+from benchmarks import loopfs
+from benchmarks.loopfs import REFLINKS, used_bytes
 
-
-def unavailable(kind: str) -> str | None:
-    """Why a file system of ``kind`` cannot be made here, or None."""
-    if os.geteuid() != 0:
-        return "loop mounts need root"
-    if shutil.which(MKFS[kind][0]) is None:
-        return f"{MKFS[kind][0]} is not installed"
-    return None
+__all__ = ["REFLINKS", "loop_filesystem", "used_bytes"]
 
 
 @contextlib.contextmanager
 def loop_filesystem(kind: str, folder: Path, size: int = 1 << 30) -> Iterator[Path]:
-    """Yield the mount point of a fresh ``kind`` file system of ``size`` bytes (a sparse image in
-    ``folder``: only what is written takes space); unmount and delete it afterwards."""
-    reason = unavailable(kind)
+    reason = loopfs.unavailable(kind)
     if reason is not None:
         pytest.skip(reason)
-    image, mount = folder / f"tusedge-parallel-{kind}.img", folder / f"tusedge-parallel-{kind}"
-    with open(image, "wb") as fh:
-        fh.truncate(size)
-    try:
-        subprocess.run([*MKFS[kind], str(image)], check=True, capture_output=True)
-        mount.mkdir()
-        subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True, capture_output=True)
-        try:
-            yield mount
-        finally:
-            done = subprocess.run(["umount", str(mount)], capture_output=True)
-            if done.returncode != 0:  # still busy (a server that has not exited): detach when it lets go
-                subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-    finally:
-        image.unlink(missing_ok=True)
-
-
-def used_bytes(mount: Path) -> int:
-    """Bytes in use on the file system (what ``df`` shows as Used), after a sync so delayed allocations
-    are counted."""
-    os.sync()
-    st = os.statvfs(mount)
-    return (st.f_blocks - st.f_bfree) * st.f_frsize
+    with loopfs.loop_filesystem(kind, folder, size) as mount:
+        yield mount

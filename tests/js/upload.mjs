@@ -4,10 +4,14 @@
 //   node upload.mjs --endpoint URL --file PATH
 //                   [--chunk-size N] [--parallel N] [--retry-delays 0,500,1000 | none]
 //                   [--metadata key=value ...] [--store PATH] [--resume] [--abort-after-bytes N]
-//                   [--patch-delay-ms N]
+//                   [--patch-delay-ms N] [--aligned]
 //
 // --patch-delay-ms N waits N ms before every PATCH request: a slow client, so that a test has time to act
 // (e.g. restart the server) while the upload is still under way.
+//
+// --aligned cuts the --parallel parts as tusedge's upload page does: every part but the last a multiple of
+// the server's Tusedge-Part-Alignment (1 MiB when absent), passed as parallelUploadBoundaries. Without it,
+// tus-js-client's own split (size / N, unaligned).
 //
 // Output: one JSON object per line on stdout (diagnostics go to stderr).
 //   {"event":"created","url":U}                        the upload was created (POST answered with Location)
@@ -88,6 +92,7 @@ function parseCli(argv) {
         metadata: { type: 'string', multiple: true, default: [] },
         'retry-delays': { type: 'string' },
         'patch-delay-ms': { type: 'string', default: '0' },
+        aligned: { type: 'boolean', default: false },
       },
       strict: true,
     }))
@@ -134,6 +139,7 @@ function parseCli(argv) {
     metadata,
     retryDelays,
     patchDelayMs: parseNonNegativeInt('--patch-delay-ms', values['patch-delay-ms']),
+    aligned: values.aligned,
   }
 }
 
@@ -205,6 +211,27 @@ function fileFingerprint(path) {
     const identity = JSON.stringify([path, size, mtimeMs, options.endpoint])
     return `node-file-${createHash('sha256').update(identity).digest('hex')}`
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Aligned parts (--aligned), as tusedge/server/static/upload.js cuts them
+
+async function alignedBoundaries(endpoint, size, count) {
+  const res = await fetch(endpoint, { method: 'OPTIONS', headers: { 'Tus-Resumable': '1.0.0' } })
+  const header = Number(res.headers.get('Tusedge-Part-Alignment'))
+  const unit = Number.isInteger(header) && header > 0 ? header : 1024 * 1024
+  const units = Math.floor(size / unit)
+  const parts = Math.max(1, Math.min(count, units))
+  const base = Math.floor(units / parts)
+  const extra = units % parts
+  const boundaries = []
+  let start = 0
+  for (let i = 0; i < parts; i++) {
+    const end = i === parts - 1 ? size : start + (base + (i < extra ? 1 : 0)) * unit
+    boundaries.push({ start, end })
+    start = end
+  }
+  return boundaries
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -296,6 +323,11 @@ async function main() {
     },
   }
 
+  if (cli.aligned && cli.parallel > 1) {
+    const boundaries = await alignedBoundaries(cli.endpoint, size, cli.parallel)
+    options.parallelUploads = boundaries.length
+    if (boundaries.length > 1) options.parallelUploadBoundaries = boundaries
+  }
   upload = new tus.Upload(createReadStream(cli.file), options)
 
   if (cli.resume) {
