@@ -101,6 +101,13 @@ class Settings:
         default=True, metadata=_help("fsync before an offset is committed (turning it off breaks durability)")
     )
     keep_partials: bool = field(default=False, metadata=_help("keep partial uploads after concatenation"))
+    zstd_max_window_bytes: int = field(
+        default=8 * MIB,
+        metadata=_help(
+            "largest window a zstd-encoded request body may use (the decoder's memory per request); zstd's"
+            " levels 1-19 use at most 8 MiB, --long 128 MiB"
+        ),
+    )
     part_alignment_bytes: int = field(
         default=MIB,
         metadata=_help(
@@ -155,6 +162,8 @@ class Settings:
                 raise SettingsError(f"{name} must not be negative")
         if self.write_buffer_bytes < 64 * KIB:
             raise SettingsError("write_buffer_bytes must be at least 64 KiB")
+        if not KIB <= self.zstd_max_window_bytes <= 2 * GIB:
+            raise SettingsError("zstd_max_window_bytes must be between 1 KiB and 2 GiB")
         if self.part_alignment_bytes < 0 or self.part_alignment_bytes % (4 * KIB):
             raise SettingsError("part_alignment_bytes must be 0 or a multiple of 4 KiB")
         if self.workers < 1:

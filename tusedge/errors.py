@@ -67,6 +67,11 @@ class IncompleteRequest(TusError):
     default_message = "the request did not arrive completely; nothing was changed"
 
 
+class ContentDecodingFailed(TusError):
+    code = "ERR_CONTENT_DECODING"
+    default_message = "the request body could not be decoded"
+
+
 class UploadInterrupted(TusError):
     """The request was stopped because another request took over the upload's lock."""
 
@@ -128,6 +133,14 @@ class UnexpectedBody(TusError):
     status = 413
     code = "ERR_UNEXPECTED_BODY"
     default_message = "this request takes no body"
+
+
+class UnsupportedContentEncoding(TusError):
+    """RFC 7694: a 415 for an unsupported Content-Encoding names the ones taken in Accept-Encoding."""
+
+    status = 415
+    code = "ERR_UNSUPPORTED_CONTENT_ENCODING"
+    default_message = "unsupported Content-Encoding"
 
 
 class UnsupportedContentType(TusError):

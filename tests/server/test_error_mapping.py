@@ -37,6 +37,8 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.MaxSizeExceeded: (413, "ERR_MAX_SIZE_EXCEEDED"),
     errors.ExceedsUploadLength: (413, "ERR_EXCEEDS_UPLOAD_LENGTH"),
     errors.UnsupportedContentType: (415, "ERR_INVALID_CONTENT_TYPE"),
+    errors.UnsupportedContentEncoding: (415, "ERR_UNSUPPORTED_CONTENT_ENCODING"),
+    errors.ContentDecodingFailed: (400, "ERR_CONTENT_DECODING"),
     errors.UploadFailed: (422, "ERR_UPLOAD_FAILED"),
     errors.UploadLocked: (423, "ERR_UPLOAD_LOCKED"),
     errors.UploadInterrupted: (423, "ERR_UPLOAD_INTERRUPTED"),

@@ -56,6 +56,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     up.add_argument("--checksum", choices=CHECKSUM_CHOICES, default="auto",
                     help="Upload-Checksum on each PATCH (auto: the best the server offers)")  # fmt: skip
     up.add_argument("--no-digest", action="store_true", help="do not declare the whole file's digest")
+    up.add_argument("--compress", choices=("none", "zstd", "auto"), default="none",
+                    help="zstd PATCH bodies where the server takes them (auto: if a sample saves >= 10%%)")  # fmt: skip
     up.add_argument("--retries", type=int, default=10, help="retries in a row before giving up (default 10)")
     up.add_argument("--retry-time", type=float, default=600.0, metavar="SECONDS",
                     help="give up after failing for this long in a row (default 600)")  # fmt: skip
@@ -102,6 +104,7 @@ def _options(args: argparse.Namespace) -> UploadOptions:
         rate_limit=rate,
         checksum=args.checksum,
         digest=not args.no_digest,
+        compress=args.compress,
         http=http,
         verify=_verify(args),
     )
@@ -191,6 +194,7 @@ def run_upload(args: argparse.Namespace) -> int:
             f"{format_bytes(result.resumed_from)} ({result.resumed_from} bytes) already on the server",
             f"{format_bytes(result.bytes_sent)} sent ({result.bytes_sent} bytes) in {elapsed:.1f} s, {rate:.1f} MB/s",
             f"{result.retries} retries",
+            (f"zstd: {format_bytes(result.wire_bytes)} on the wire" if result.compression else "not compressed"),
             f"Upload-Checksum {result.checksum or 'off'}",
             f"whole-file digest {result.digest_status or 'not checked'}",
         ]

@@ -25,6 +25,7 @@ class ServerOffer:
     digest_algorithms: str | None
     max_size: int | None
     part_alignment: int  # ours: the unit to cut parallel parts on (tusedge.client.boundaries); 1 MiB if not named
+    content_encodings: frozenset[str]  # RFC 7694 Accept-Encoding: codings the server decodes in request bodies
     http_version: str  # as the server answered: "HTTP/1.1", "HTTP/2", "HTTP/3"
 
 
@@ -59,6 +60,9 @@ async def options(client: httpx.AsyncClient, endpoint: str) -> ServerOffer:
         digest_algorithms=h.get(Header.TUS_UPLOAD_DIGEST_ALGORITHM),
         max_size=int(max_size) if max_size and max_size.isdigit() else None,
         part_alignment=boundaries.parse_alignment(h.get(Header.TUSEDGE_PART_ALIGNMENT)),
+        content_encodings=frozenset(
+            e.split(";")[0].strip().lower() for e in h.get(Header.ACCEPT_ENCODING, "").split(",") if e.strip()
+        ),
         http_version=response.http_version,
     )
 
@@ -94,15 +98,20 @@ async def patch(
     body: AsyncIterator[bytes] | bytes,
     checksum: str | None,
     upload_length: int | None = None,
+    encoding: str | None = None,
 ) -> int:
     """Send ``length`` bytes at ``offset``; return the server's new offset. ``upload_length`` declares a
-    deferred upload's length (creation-defer-length), on its last PATCH."""
+    deferred upload's length (creation-defer-length), on its last PATCH. With ``encoding`` the body is
+    the ``length`` bytes encoded (Content-Encoding; sent chunked, its encoded length unknown ahead)."""
     headers = {
         **TUS,
         Header.UPLOAD_OFFSET.value: str(offset),
         "Content-Type": OFFSET_OCTET_STREAM,
-        "Content-Length": str(length),
     }
+    if encoding is None:
+        headers["Content-Length"] = str(length)
+    else:
+        headers["Content-Encoding"] = encoding
     if checksum is not None:
         headers[Header.UPLOAD_CHECKSUM.value] = checksum
     if upload_length is not None:

@@ -35,6 +35,7 @@ class Header(StrEnum):
     TUSEDGE_PART_ALIGNMENT = "Tusedge-Part-Alignment"
     METHOD_OVERRIDE = "X-HTTP-Method-Override"
     LOCATION = "Location"
+    ACCEPT_ENCODING = "Accept-Encoding"
     CACHE_CONTROL = "Cache-Control"
 
 
@@ -67,6 +68,7 @@ EXPOSED_HEADERS = (
     Header.UPLOAD_CHECKSUM_STATUS,
     Header.TUS_UPLOAD_DIGEST_ALGORITHM,
     Header.TUSEDGE_PART_ALIGNMENT,
+    Header.ACCEPT_ENCODING,
     "Content-Disposition",
     "Content-Range",
     "Accept-Ranges",
@@ -83,6 +85,7 @@ REQUEST_HEADERS = (
     Header.UPLOAD_CONCAT,
     Header.METHOD_OVERRIDE,
     "Content-Type",
+    "Content-Encoding",
     "Authorization",
     "X-Requested-With",
     "Upload-Digest",

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from tusedge.errors import InvalidConcat, InvalidHeader, InvalidMetadata, LengthRequired
+from tusedge.errors import (
+    InvalidConcat,
+    InvalidHeader,
+    InvalidMetadata,
+    LengthRequired,
+    UnsupportedContentEncoding,
+)
 from tusedge.protocol.constants import DIGEST_METADATA_KEY, MAX_INT64, Header
 from tusedge.protocol.metadata import parse_metadata
 
@@ -141,6 +147,23 @@ def parse_creation_length(length: str | None, defer: str | None, *, is_final: bo
     if parsed is None and not deferred:
         raise LengthRequired()
     return DeclaredLength(parsed)
+
+
+def parse_content_encoding(value: str | None, supported: tuple[str, ...]) -> str | None:
+    """The one content coding of a request body (RFC 9110 8.4), or None for none / ``identity``. Several
+    codings, or one not in ``supported``, are refused with 415 naming what is taken (RFC 7694)."""
+    if value is None:
+        return None
+    codings = [c.strip().lower() for c in value.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if not codings:
+        return None
+    if len(codings) == 1 and codings[0] in supported:
+        return codings[0]
+    raise UnsupportedContentEncoding(
+        f"Content-Encoding {value.strip()!r} is not taken; this server decodes {', '.join(supported)}",
+        headers={"Accept-Encoding": ", ".join(supported)},
+    )
 
 
 def format_expires(moment: datetime) -> str:

@@ -19,7 +19,13 @@ from enum import Enum
 import anyio
 from starlette.requests import ClientDisconnect
 
-from tusedge.errors import ExceedsUploadLength, IncompleteRequest, TusError, UnexpectedBody
+from tusedge.errors import (
+    ContentDecodingFailed,
+    ExceedsUploadLength,
+    IncompleteRequest,
+    TusError,
+    UnexpectedBody,
+)
 from tusedge.locking.base import Lock
 from tusedge.storage.filestore import FileWriter, Hasher
 
@@ -100,7 +106,7 @@ class BodyPump:
                 ending = Ending.INTERRUPTED
             await self._flush()
             await self._sync()
-        except ExceedsUploadLength:
+        except (ExceedsUploadLength, ContentDecodingFailed):  # the body is refused: nothing of it counts
             await self._drain(ignore_errors=True)
             raise
         except TusError as exc:  # a write or sync failed: keep what is safely on disk

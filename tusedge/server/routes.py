@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,8 +13,10 @@ from starlette.routing import BaseRoute, Route
 from tusedge import checksum, signing
 from tusedge.config import Settings
 from tusedge.protocol.constants import SUPPORTED_VERSIONS, Extension, Header
+from tusedge.protocol.headers import parse_content_encoding
 from tusedge.protocol.requests import check_version, parse_append, parse_create
 from tusedge.protocol.upload import ConcatKind
+from tusedge.server import decoding
 from tusedge.server.body import receive_whole
 from tusedge.server.download import download_response
 from tusedge.server.hooks import proposed_fields, request_fields, upload_fields
@@ -47,6 +51,8 @@ class TusEndpoints:
             Header.TUS_CHECKSUM_ALGORITHM: checksum.advertised(),
             # ours: whole-file verification through the ``checksum`` metadata key (docs/checksums.md).
             Header.TUS_UPLOAD_DIGEST_ALGORITHM: checksum.advertised(),
+            # RFC 7694: the content codings taken for request bodies (PATCH, creation-with-upload).
+            Header.ACCEPT_ENCODING: ", ".join(decoding.SUPPORTED),
         }
         if settings.max_size_bytes:
             self.options_headers[Header.TUS_MAX_SIZE] = str(settings.max_size_bytes)
@@ -102,7 +108,10 @@ class TusEndpoints:
         asking = request_fields(request.method, request.url.path, request.client.host if request.client else None,
                                 request.headers)  # fmt: skip
         await hooks.pre_create(proposed_fields(parsed), asking)
-        body = self.limits.throttle(request, request.stream()) if parsed.has_body else None
+        body = None
+        if parsed.has_body:
+            body, length = self.body(request, parsed.content_length)
+            parsed = replace(parsed, content_length=length)
         info = await self.service.create(parsed, body, max_size)
         kind = "single" if info.concat is None else info.concat.value
         self.service.metrics.uploads_created.labels(kind).inc()
@@ -134,11 +143,22 @@ class TusEndpoints:
 
     async def append(self, request: Request, upload_id: str) -> Response:
         parsed = parse_append(request.headers)
-        info = await self.service.append(upload_id, parsed, self.limits.throttle(request, request.stream()))
+        body, length = self.body(request, parsed.content_length)
+        info = await self.service.append(upload_id, replace(parsed, content_length=length), body)
         headers: dict[str, str] = {Header.UPLOAD_OFFSET: str(info.offset)}
         if info.expires_at is not None and not info.complete:
             headers[Header.UPLOAD_EXPIRES] = upload_headers(info)[Header.UPLOAD_EXPIRES]
         return tus_response(204, headers)
+
+    def body(self, request: Request, content_length: int | None) -> tuple[AsyncIterator[bytes], int | None]:
+        """The request body as upload bytes, and their length where known. A body with a Content-Encoding
+        is decoded as it streams (tusedge.server.decoding): its Content-Length counts encoded bytes, so
+        the decoded length is not known before the end (the pump still stops it at Upload-Length)."""
+        stream = self.limits.throttle(request, request.stream())
+        encoding = parse_content_encoding(request.headers.get("content-encoding"), decoding.SUPPORTED)
+        if encoding is None:
+            return stream, content_length
+        return decoding.decoded(stream, self.settings.zstd_max_window_bytes), None
 
     async def terminate(self, request: Request, upload_id: str) -> Response:
         await receive_whole(request.stream())
