@@ -37,7 +37,8 @@ on either side of the relay (they add buffering, not throughput). Rates are held
 
 Run: ``python -m benchmarks.linkmodel --upstream 127.0.0.1:S [--rate 12.5e6] [--rtt 0.08] [--window 4MiB]
 [--shared-rate R] [--loss 0.01] [--udp]``. It prints ``linkmodel listening on 127.0.0.1:P`` (TCP, and UDP
-on the same port with ``--udp``), then one ``flow ...`` line per finished flow with its byte counts.
+on the same port with ``--udp``), then an ``open tcp N`` line per accepted connection and a ``flow ...``
+line per finished flow with its byte counts.
 """
 
 from __future__ import annotations
@@ -184,6 +185,8 @@ class LinkRelay:
         self.flows += 1
         flow = self.flows
         counters = Counters()
+        peer = client_w.get_extra_info("peername") or ("?", 0)
+        print(f"open tcp {flow} {peer[0]}:{peer[1]}", flush=True)
         try:
             server_r, server_w = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -200,7 +203,6 @@ class LinkRelay:
         finally:
             for writer in (client_w, server_w):
                 writer.close()
-            peer = client_w.get_extra_info("peername") or ("?", 0)
             seconds = time.monotonic() - counters.started
             print(f"flow tcp {flow} {peer[0]}:{peer[1]} up={counters.up} down={counters.down} s={seconds:.3f}",
                   flush=True)  # fmt: skip
@@ -519,7 +521,8 @@ class RelayProcess:
         return f"{scheme}://{self.host}:{self.port}"
 
     def tcp_flows(self) -> int:
-        return sum(1 for line in self.flows if line.startswith("flow tcp"))
+        """TCP connections opened through the relay so far."""
+        return sum(1 for line in self.flows if line.startswith("open tcp"))
 
     def stop(self) -> None:
         if self.proc.poll() is None:

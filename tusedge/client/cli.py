@@ -48,6 +48,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     http.add_argument("--http2", dest="http", action="store_const", const="2", default="1.1",
                       help="HTTP/2 (prior knowledge on http://, ALPN on https://)")  # fmt: skip
     http.add_argument("--http3", dest="http", action="store_const", const="3", help="HTTP/3 over QUIC (https:// only)")
+    up.add_argument("--connections", type=int, default=0, metavar="N",
+                    help="HTTP/2 and /3: connections for the parts (0: one per part, the default; 1: one)")  # fmt: skip
     up.add_argument("--cacert", metavar="PEM", help="check the server's certificate against this file")
     up.add_argument("--insecure", action="store_true", help="do not check the server's TLS certificate")
     up.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="sent with every request")
@@ -106,6 +108,7 @@ def _options(args: argparse.Namespace) -> UploadOptions:
         digest=not args.no_digest,
         compress=args.compress,
         http=http,
+        connections=args.connections,
         verify=_verify(args),
     )
 

@@ -58,6 +58,11 @@ class UploadOptions:
     digest: bool = True
     """Declare the whole file's digest at creation when the server verifies it, and wait for its verdict."""
     http: HttpVersion = "1.1"
+    connections: int = 0
+    """HTTP/2 and HTTP/3: connections the parts are spread over; 0: one per part. Those protocols carry
+    every request of a client on one connection, and a path that caps or window-limits each connection
+    caps all parts together there; separate connections give each part its own (docs/performance.md).
+    1 keeps them on one connection. HTTP/1.1 always has a connection per part."""
     verify: bool | str = True
     """TLS: True checks against the system CAs, a path against that PEM file, False not at all."""
     timeout_s: float = 60.0
@@ -69,6 +74,8 @@ class UploadOptions:
     def __post_init__(self) -> None:
         if self.parallel < 1 or self.chunk_size < 1 or (self.rate_limit is not None and self.rate_limit < 1):
             raise ValueError("parallel, chunk_size and rate_limit must be positive")
+        if self.connections < 0:
+            raise ValueError("connections must not be negative")
 
 
 @dataclass
@@ -165,8 +172,11 @@ class _Run:
         client: httpx.AsyncClient,
         store: ResumeStore | None,
         progress: Progress,
+        new_client: Callable[[], httpx.AsyncClient] | None = None,
     ) -> None:
         self.source, self.endpoint, self.options = source, endpoint, options
+        self.new_client = new_client
+        self.part_clients: list[httpx.AsyncClient] = [client]
         # The resume store knows the endpoint without its query: a pre-signed URL signed again (a new
         # expiry) still names the same uploads.
         self.store_endpoint = str(httpx.URL(endpoint).copy_with(query=None))
@@ -271,6 +281,7 @@ class _Run:
             asyncio.ensure_future(self._whole_digest(digest_algorithm)) if joined and digest_algorithm else None
         )
         self.progress.start(self.source.size, len(parts))
+        extra = self._spread(len(parts))
         try:
             await _all(*(self._send(part) for part in parts))
             if not joined:
@@ -282,6 +293,18 @@ class _Run:
             self._cancel_digest.set()
             if digest_task is not None and not digest_task.done():
                 digest_task.cancel()
+            for spare in extra:
+                await spare.aclose()
+            self.part_clients = [self.client]
+
+    def _spread(self, parts: int) -> list[httpx.AsyncClient]:
+        """HTTP/2 and /3: more clients (connections) for the parts, as ``connections`` says; return the new ones."""
+        if self.new_client is None or self.options.http == "1.1" or parts < 2:
+            return []
+        wanted = min(parts, self.options.connections or parts)
+        extra = [self.new_client() for _ in range(wanted - 1)]
+        self.part_clients = [self.client, *extra]
+        return extra
 
     def _metadata(self, digest_algorithm: str | None, digest: bytes | None) -> str:
         meta = {"filename": self.source.name, **self.options.metadata}
@@ -377,7 +400,7 @@ class _Run:
                     if self.encoding is not None:
                         body = self._counted(compression.compressed(body, n))
                     offset = await resource.patch(
-                        self.client, part.url, offset, n, body, checksum, encoding=self.encoding
+                        self._client_of(part), part.url, offset, n, body, checksum, encoding=self.encoding
                     )
                 except RETRYABLE as exc:
                     await attempts.failed(exc)
@@ -390,10 +413,13 @@ class _Run:
             self.attempts.retries += attempts.retries
 
     async def _offset(self, part: _Part, attempts: Attempts) -> int:
-        state = await attempts.run(lambda: resource.head(self.client, part.url))
+        state = await attempts.run(lambda: resource.head(self._client_of(part), part.url))
         offset = state.offset or 0
         self.progress.set(part.index, offset)
         return offset
+
+    def _client_of(self, part: _Part) -> httpx.AsyncClient:
+        return self.part_clients[part.index % len(self.part_clients)]
 
     async def _chunk_checksum(self, start: int, n: int) -> str | None:
         if self.patch_algorithm is None:
@@ -458,13 +484,16 @@ async def upload(
     options = options or UploadOptions()
     src = open_source(source)
     own_client = client is None
-    http = client or make_client(
-        options.http, verify=options.verify, headers=options.headers, timeout_s=options.timeout_s
-    )
+
+    def new_client() -> httpx.AsyncClient:
+        return make_client(options.http, verify=options.verify, headers=options.headers, timeout_s=options.timeout_s)
+
+    http = client or new_client()
     try:
         if options.resume and store is None:
             store = await anyio.to_thread.run_sync(ResumeStore, options.store_path)
-        run = _Run(src, endpoint, options, http, store if options.resume else None, progress or Progress())
+        resumable = store if options.resume else None
+        run = _Run(src, endpoint, options, http, resumable, progress or Progress(), new_client if own_client else None)
         return await run.run()
     finally:
         if own_client:
