@@ -68,6 +68,7 @@ MAX_READ = 256 * 1024
 CUBIC_BETA = 0.7
 CUBIC_C = 0.4  # segments / s^3
 UDP_IDLE_S = 120.0
+UDP_BUFFER = 8 * 1024 * 1024
 # Linux's default largest receive buffer (net.ipv4.tcp_rmem) is 6 MiB, of which about 4 MiB is window.
 DEFAULT_WINDOW = 4 * 1024 * 1024
 
@@ -329,6 +330,7 @@ class UdpFront(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is not a subclass
+        _large_buffers(transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         flow = self.flows.get(addr)
@@ -356,6 +358,7 @@ class UdpFlow(asyncio.DatagramProtocol):
 
     async def open(self) -> None:
         transport, _ = await self.loop.create_datagram_endpoint(lambda: self, remote_addr=self.front.relay.upstream)
+        _large_buffers(transport)
         self.upstream = transport
         for data in self.waiting:
             transport.sendto(data)
@@ -410,6 +413,19 @@ class UdpFlow(asyncio.DatagramProtocol):
         front = self.front.transport
         if front is not None:
             self.loop.call_at(at, front.sendto, data, self.client)
+
+
+def _large_buffers(transport: asyncio.BaseTransport) -> None:
+    """8 MiB socket buffers for a UDP socket, so that bursts the relay has not read yet are not dropped by
+    the kernel (losses must be the model's alone). Beyond net.core.rmem_max only as root (SO_RCVBUFFORCE)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    for force, plain in ((33, socket.SO_RCVBUF), (32, socket.SO_SNDBUF)):  # SO_RCVBUFFORCE, SO_SNDBUFFORCE
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, UDP_BUFFER)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, plain, UDP_BUFFER)
 
 
 def _address(text: str) -> tuple[str, int]:

@@ -5,14 +5,17 @@ split, and aligned as the upload page cuts it); the baseline of one part against
 HTTP/2; and 1 against 4 parts on plain loopback (no link model).
 
     python -m benchmarks.parallel_links [--size 1GiB] [--reps 2] [--fs ext4,xfs] [--parts 1,2,4,6,8]
-        [--links capped,longfat] [--clients tusedge,tus-js,tus-js-aligned] [--sections links,http2,loopback]
-        [--dir DIR]
+        [--links capped,longfat] [--clients tusedge,tus-js,tus-js-aligned]
+        [--sections links,http2,loopback,compression] [--dir DIR]
 
 Links: ``capped`` is 12.5 MB/s (100 Mbit/s) per flow with a 20 ms round trip and a 4 MiB window (the cap
 binds, as with per-connection shaping); ``longfat`` is 80 ms with a 4 MiB window and no cap (window/RTT,
 52 MB/s per flow, binds). Every upload is a child process timed from start to exit; each is checked
 complete (HEAD: Upload-Offset == size) and deleted before the next. Variants run round-robin in every
 repetition; figures are medians, with the runs in brackets so the noise shows.
+
+``compression``: one part of a compressible file (a generated application log, about 4:1 with zstd -3) and
+of an incompressible one (random bytes), each with ``--compress auto`` and without, over the capped link.
 """
 
 from __future__ import annotations
@@ -138,6 +141,23 @@ def measure(
     return results
 
 
+def write_log(path: Path, size: int) -> None:
+    """An application log of ``size`` bytes: timestamps, levels, ids and numbers that vary line by line."""
+    levels = ("INFO", "INFO", "INFO", "WARN", "DEBUG")
+    with path.open("w") as out:
+        written, n = 0, 0
+        while written < size:
+            lines = []
+            for _ in range(10_000):
+                lines.append(f"2026-12-01T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}.{n * 7919 % 1000:03d}Z"
+                             f" {levels[n % 5]} worker-{n % 16} upload={n * 2654435761 % 2**32:08x}"
+                             f" offset={n * 65536} bytes={n * 977 % 100000} took={n * 31 % 997}ms\n")  # fmt: skip
+                n += 1
+            block = "".join(lines)[: size - written]
+            out.write(block)
+            written += len(block)
+
+
 def table(results: Results, size: int) -> list[str]:
     lines = [
         "| client | parts | median s | MB/s | vs 1 part | merge s (median) | shared / copied MiB | runs s |",
@@ -170,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default="1,2,4,6,8")
     parser.add_argument("--links", default="capped,longfat")
     parser.add_argument("--clients", default="tusedge,tus-js,tus-js-aligned")
-    parser.add_argument("--sections", default="links,http2,loopback")
+    parser.add_argument("--sections", default="links,http2,loopback,compression")
     parser.add_argument("--dir", type=Path, default=None, help="work folder (the source file and the images)")
     args = parser.parse_args(argv)
     size = parse_size(args.size)
@@ -202,6 +222,15 @@ def main(argv: list[str] | None = None) -> int:
                 results = measure(kind, work, path, size, None, variants, max(3, args.reps))
                 out += [f"\n### {size / MIB:.0f} MiB over plain loopback (no link model), {kind}\n",
                         *table(results, size)]  # fmt: skip
+        if "compression" in sections:
+            log = work / "app.log"
+            write_log(log, size)
+            kind = kinds[-1]
+            for name, file in (("compressible log", log), ("incompressible", path)):
+                variants = [Variant("tusedge", 1), Variant("tusedge", 1, flags=("--compress", "auto"))]
+                results = measure(kind, work, file, size, LINKS["capped"], variants, args.reps)
+                out += [f"\n### --compress auto, {name} file of {size / MIB:.0f} MiB, capped link"
+                        f" ({LINKS['capped'].describe()}), {kind}\n", *table(results, size)]  # fmt: skip
         print("\n".join(out))
     finally:
         shutil.rmtree(work, ignore_errors=True)

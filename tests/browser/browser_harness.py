@@ -148,8 +148,10 @@ class Browser:
         return answer.get("result")
 
     # --- commands -------------------------------------------------------------------------------------
-    def launch(self) -> Browser:
-        self.call("launch", timeout=60, executablePath=chromium_executable(), userDataDir=str(self.profile_dir))
+    def launch(self, extra_args: list[str] | None = None) -> Browser:
+        """``extra_args``: more Chromium flags (e.g. a pinned certificate, QUIC forced for an origin)."""
+        self.call("launch", timeout=60, executablePath=chromium_executable(), userDataDir=str(self.profile_dir),
+                  extraArgs=extra_args or [])  # fmt: skip
         return self
 
     def restart(self) -> None:

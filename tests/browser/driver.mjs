@@ -8,7 +8,7 @@
 // and, in between, events: {"event":"console","type":"log","text":"..."}, {"event":"pageerror","text":"..."}.
 //
 // Commands (every one that waits takes timeoutMs):
-//   launch {executablePath, userDataDir, width?, height?}   Chromium with a persistent profile (so a later
+//   launch {executablePath, userDataDir, width?, height?, extraArgs?}   Chromium with a persistent profile (so a later
 //                                                          launch with the same folder is a browser restart)
 //   goto {url}  reload {}  close {}  exit {}
 //   evaluate {expression, arg?}           the function expression, called with arg in the page; its value
@@ -60,12 +60,12 @@ function attach(p) {
 }
 
 const commands = {
-  async launch({ executablePath, userDataDir, width = 1100, height = 760, timeoutMs = 60000 }) {
+  async launch({ executablePath, userDataDir, width = 1100, height = 760, timeoutMs = 60000, extraArgs = [] }) {
     if (context !== null) throw new Error('already launched')
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath,
       headless: true,
-      args: CHROMIUM_FLAGS,
+      args: [...CHROMIUM_FLAGS, ...extraArgs],
       viewport: { width, height },
       timeout: timeoutMs,
       acceptDownloads: false,
