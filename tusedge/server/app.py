@@ -24,7 +24,7 @@ from tusedge.locking.filelock import FileLocker
 from tusedge.protocol.constants import EXPOSED_HEADERS
 from tusedge.server.access_log import access_log_middleware
 from tusedge.server.drain import Drain, DrainGate, drain_on_sigterm
-from tusedge.server.health import Health
+from tusedge.server.health import Health, ping_engine
 from tusedge.server.hooks import Hooks
 from tusedge.server.metrics import Metrics, RequestMetrics
 from tusedge.server.middleware import MethodOverride, RequestHeaderCheck, TusResumableHeader
@@ -64,7 +64,7 @@ def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette
     service = TusService(settings, store, repo, locker, metrics=metrics, hooks=hooks)
     endpoints = TusEndpoints(service, settings)
     drain = Drain(settings.drain_timeout_s)
-    health = Health(engine, settings.uploads_dir, settings.ready_min_free_bytes, drain)
+    health = Health(lambda: ping_engine(engine), settings.uploads_dir, settings.ready_min_free_bytes, drain)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +56,18 @@ def _probe_folder(directory: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
+async def ping_engine(engine: AsyncEngine) -> None:
+    """The state database answers a query (a fresh or pooled connection, ``SELECT 1``)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
 class Health:
-    def __init__(self, engine: AsyncEngine, uploads_dir: Path, min_free_bytes: int, drain: Drain) -> None:
-        self.engine = engine
+    """``ping``: raises unless the state database answers (e.g. :func:`ping_engine`)."""
+
+    def __init__(self, ping: Callable[[], Awaitable[None]], uploads_dir: Path, min_free_bytes: int,
+                 drain: Drain) -> None:  # fmt: skip
+        self.ping = ping
         self.uploads_dir = uploads_dir
         self.min_free_bytes = min_free_bytes
         self.drain = drain
@@ -83,8 +93,7 @@ class Health:
         detail: Exception | None = None
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
-                async with self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                await self.ping()
             checks["database"] = "ok"
         except Exception as exc:  # any failure to answer means: not ready
             checks["database"] = f"failed: {type(exc).__name__}"
