@@ -127,9 +127,13 @@ def test_past_the_drain_timeout_a_patch_is_cut_and_what_arrived_is_committed(ser
     assert upload_file(server, url).read_bytes()[:arrived] == body[:arrived]
 
 
-def test_without_bodies_in_flight_sigterm_stops_at_once(server_factory: ServerFactory) -> None:
-    server = server_factory("--drain-timeout-s", "600")
+@pytest.mark.parametrize(("workers", "sig"), [(1, signal.SIGTERM), (1, signal.SIGHUP), (2, signal.SIGHUP)])
+def test_without_bodies_in_flight_sigterm_or_sighup_stops_at_once(
+    server_factory: ServerFactory, workers: int, sig: signal.Signals
+) -> None:
+    server = server_factory("--drain-timeout-s", "600", "--workers", str(workers))
+    wait_until(lambda: sum("Running on" in line for line in server.log) == workers, "every worker serving")
     create_upload(server.url, 10)
-    server.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    server.proc.send_signal(sig)  # type: ignore[union-attr]
     assert exit_status(server, timeout_s=15) == 0  # far less than the drain timeout
-    assert any("drained; stopping" in line for line in server.log)
+    wait_until(lambda: sum("drained; stopping" in line for line in server.log) == workers, "every worker drained")

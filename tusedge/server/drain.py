@@ -152,7 +152,7 @@ class Drain:
 
 
 def drain_on_sigterm(drain: Drain) -> None:
-    """In a server process of ``tusedge serve``: SIGTERM begins the drain, and once it has settled we stop
+    """In a server process of ``tusedge serve``: SIGTERM (or SIGHUP) begins the drain, and once it has settled we stop
     the way Ctrl-C does, by raising SIGINT, whose handler Hypercorn installs in every process it serves
     without a shutdown event (one process, and each worker of :mod:`tusedge.server.workers`). SIGINT itself
     stays the quick stop. Called from the app's lifespan, after Hypercorn's handlers are in place."""
@@ -170,6 +170,7 @@ def drain_on_sigterm(drain: Drain) -> None:
             stopping.append(loop.create_task(stop_when_settled()))
 
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    loop.add_signal_handler(signal.SIGHUP, on_sigterm)  # a hangup stops it the same way, never abruptly
 
 
 class DrainGate:

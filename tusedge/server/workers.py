@@ -26,6 +26,9 @@ from hypercorn.config import Config
 log = logging.getLogger("tusedge")
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT)
+# A hangup (the terminal went away) must not kill this parent alone and leave its workers serving: it drains
+# the node like SIGTERM.
+AS_SIGTERM = (signal.SIGHUP,)
 
 
 def run_workers(config: Config, count: int) -> int:
@@ -47,6 +50,7 @@ def run_workers(config: Config, count: int) -> int:
                     pass
 
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
+    previous.update({signum: signal.signal(signum, lambda *_: forward(signal.SIGTERM)) for signum in AS_SIGTERM})
     exitcode = 0
     try:
         context = multiprocessing.get_context("spawn")
