@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hook_receiver import HookReceiver
 from js_harness import node_executable
 from postgres_server import PostgresServer
 from server_process import ServerFactory, ServerProcess
 
-__all__ = ["node_executable", "postgres", "postgres_url", "server_factory", "tusedge_server"]
+__all__ = ["node_executable", "postgres", "postgres_url", "receiver", "server_factory", "tusedge_server"]
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +46,13 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
 def tusedge_server(server_factory: ServerFactory) -> ServerProcess:
     """A server on its defaults, in a fresh data folder."""
     return server_factory()
+
+
+@pytest.fixture
+def receiver() -> Iterator[HookReceiver]:
+    """A real hook receiver (an HTTP server in this process) for --hook-url; stopped at teardown."""
+    hook = HookReceiver()
+    try:
+        yield hook
+    finally:
+        hook.close()

@@ -42,10 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--expires-in", type=float, default=3600.0, metavar="SECONDS", help="default 3600")
     sign.add_argument("--max-size", metavar="SIZE", help="largest upload created with it (e.g. 20GiB)")
     from tusedge.admin.cli import add_commands as add_admin_commands
+    from tusedge.admin.cli import add_uploads_command
     from tusedge.client.cli import add_commands
 
     add_commands(commands)
     add_admin_commands(commands)
+    settings_flags = argparse.ArgumentParser(add_help=False)
+    _add_settings_flags(settings_flags)
+    add_uploads_command(commands, settings_flags)
     return parser
 
 
@@ -56,12 +60,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
+    if args.command in ("serve", "uploads"):  # the commands that take the server's settings
         try:
             settings = settings_from_args(args)
         except SettingsError as exc:
             print(f"tusedge: {exc}", file=sys.stderr)
             return 2
+        if args.command == "uploads":
+            from tusedge.admin.cli import run_uploads
+
+            return run_uploads(args, settings)
         from tusedge.server.serve import serve
 
         return serve(settings)

@@ -51,46 +51,61 @@ def make_locker(settings: Settings) -> Locker:
     return FileLocker(settings.locks_dir)
 
 
+def build_service(settings: Settings) -> TusService:
+    """The service for ``settings`` and what it is wired to (engine, store, locker, hooks): the server's, and
+    the admin commands' (``tusedge uploads``). Nothing is started: see :func:`running`."""
+    engine = create_engine(settings.effective_database_url)
+    store = FileStore(settings.uploads_dir, preallocate=settings.preallocate, fsync=settings.fsync)
+    repo = UploadRepository(engine)
+    hooks = Hooks(settings, EventOutbox(repo))
+    return TusService(settings, store, repo, make_locker(settings), metrics=Metrics(), hooks=hooks)
+
+
+@contextlib.asynccontextmanager
+async def running(service: TusService) -> AsyncIterator[TusService]:
+    """The service's store, locker and schema set up for as long as the block runs, then all of it closed
+    (finishing jobs still running in this process are cancelled: they start again elsewhere or later)."""
+    service.store.setup()
+    await service.locker.start()
+    try:
+        await create_schema(service.repo.engine)
+        yield service
+    finally:
+        await service.finisher.close()
+        await service.hooks.close()
+        await service.locker.close()
+        await service.repo.engine.dispose()
+
+
 def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette:
     """``handle_signals``: SIGTERM drains (only in a server process of ``tusedge serve``, never in tests
     that run the app in their own process)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.effective_database_url)
-    store = FileStore(settings.uploads_dir, preallocate=settings.preallocate, fsync=settings.fsync)
-    locker = make_locker(settings)
-    metrics = Metrics()
-    repo = UploadRepository(engine)
-    hooks = Hooks(settings, EventOutbox(repo))
-    service = TusService(settings, store, repo, locker, metrics=metrics, hooks=hooks)
+    service = build_service(settings)
+    engine, hooks, metrics = service.repo.engine, service.hooks, service.metrics
     endpoints = TusEndpoints(service, settings)
     drain = Drain(settings.drain_timeout_s)
     health = Health(lambda: ping_engine(engine), settings.uploads_dir, settings.ready_min_free_bytes, drain)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store.setup()
-        await locker.start()
-        await create_schema(engine)
-        await service.finisher.resume_pending()
-        # The reaper also retries finishing jobs, so it runs even when uploads never expire.
-        loop = asyncio.get_running_loop()
-        background = [loop.create_task(run_reaper(service, settings.reaper_interval_s))]
-        if hooks.delivers:
-            background.append(loop.create_task(hooks.run_deliveries()))
-        if handle_signals:
-            drain_on_sigterm(drain)
-        try:
-            yield
-        finally:
-            for task in background:
-                task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await service.finisher.close()
-            await hooks.close()
-            await locker.close()
-            await engine.dispose()
+        async with running(service):
+            await service.finisher.resume_pending()
+            # The reaper also retries finishing jobs, so it runs even when uploads never expire.
+            loop = asyncio.get_running_loop()
+            background = [loop.create_task(run_reaper(service, settings.reaper_interval_s))]
+            if hooks.delivers:
+                background.append(loop.create_task(hooks.run_deliveries()))
+            if handle_signals:
+                drain_on_sigterm(drain)
+            try:
+                yield
+            finally:
+                for task in background:
+                    task.cancel()
+                for task in background:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     # Outermost first. The access log sees every answer (CORS preflights and the drain's 503 included);
     # the drain gate is innermost, so its 503 gets CORS and Tus-Resumable headers and is counted in metrics.

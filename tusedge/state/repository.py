@@ -137,6 +137,22 @@ class UploadRepository:
                 )
             return True
 
+    async def listing(
+        self, statuses: Sequence[Status], updated_before: datetime | None = None, limit: int = 1000
+    ) -> list[tuple[UploadInfo, datetime]]:
+        """Uploads in ``statuses`` (last changed before ``updated_before``), each with when it last changed,
+        least recently changed first (``tusedge uploads list``)."""
+        query = select(uploads).where(c.status.in_([s.value for s in statuses]))
+        if updated_before is not None:
+            query = query.where(c.updated_at < updated_before)
+        query = query.order_by(c.updated_at, c.id).limit(limit)
+        async with self.engine.connect() as conn:
+            return [(_info(row), row._mapping["updated_at"]) for row in await conn.execute(query)]
+
+    async def updated_at(self, upload_id: str) -> datetime | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(c.updated_at).where(c.id == upload_id))).scalar()
+
     async def with_status(self, status: Status) -> list[UploadInfo]:
         async with self.engine.connect() as conn:
             return [_info(row) for row in await conn.execute(select(uploads).where(c.status == status.value))]
