@@ -54,7 +54,7 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> ServerProcess:
         port_args = [] if self._has_port_arg else ["--port", str(self.port)]
         cmd = [sys.executable, "-m", "tusedge", "serve", "--host", "127.0.0.1", *port_args,
                "--data-dir", str(self.data_dir), *self.args]  # fmt: skip
