@@ -216,6 +216,17 @@ def main(argv: list[str] | None = None) -> int:
             results = measure(kind, work, path, size, LINKS["capped"], variants, args.reps)
             out += [f"\n### HTTP/1.1 and HTTP/2: one part against six, capped link ({LINKS['capped'].describe()}),"
                     f" {kind}\n", *table(results, size)]  # fmt: skip
+        if "variants" in sections:
+            # Side by side on the capped link: the client's defaults (per-PATCH and whole-file SHA-256 checked by
+            # the server) against no verification, and HTTP/2 with all parts on one connection against one each.
+            kind = kinds[-1]
+            quiet = ("--checksum", "none", "--no-digest")
+            variants = [Variant("tusedge", n) for n in (1, 4, 6)]
+            variants += [Variant("tusedge", n, flags=quiet) for n in (1, 4, 6)]
+            variants += [Variant("tusedge", 6, "2", ("--connections", "1")), Variant("tusedge", 6, "2")]
+            results = measure(kind, work, path, size, LINKS["capped"], variants, args.reps)
+            out += [f"\n### Verification and HTTP/2 connections, capped link ({LINKS['capped'].describe()}), {kind}\n",
+                    *table(results, size)]  # fmt: skip
         if "loopback" in sections:
             for kind in kinds:
                 variants = [Variant("tusedge", n) for n in (1, 4)]
