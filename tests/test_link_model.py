@@ -4,7 +4,7 @@ TCP path still delivers every byte in order, and UDP loses the share of datagram
 
 Each check is bounded on both sides, but only one side is physics: the model must never be faster than
 the path it models (a strict bound); a busy machine can only make it slower, so the other bound is loose
-(at least half the modelled rate)."""
+(at least 30 % of the modelled rate: the relay is one Python process sharing the cores with the rest)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from collections.abc import Iterator
 import pytest
 
 from benchmarks.linkmodel import PathModel, RelayProcess
+
+LOOSE = 0.3  # the least share of a modelled rate a busy machine must still reach
 
 
 class Sink:
@@ -93,7 +95,7 @@ def test_a_capped_flow_runs_near_its_cap_and_never_above_it(sink: Sink) -> None:
         seconds, answer = send(relay.port, data)
     assert answer == hashlib.sha256(data).hexdigest()
     assert len(data) / seconds <= 2e6 * 1.02
-    assert len(data) / seconds >= 2e6 * 0.5
+    assert len(data) / seconds >= 2e6 * LOOSE
 
 
 def test_each_flow_gets_its_own_cap(sink: Sink) -> None:
@@ -103,7 +105,7 @@ def test_each_flow_gets_its_own_cap(sink: Sink) -> None:
         took = send_parallel(relay.port, data, 4)
     assert relay.tcp_flows() == 4
     assert all(len(data) / t <= 1e6 * 1.02 for t in took), took
-    assert 4 * len(data) / max(took) >= 4e6 * 0.5, took
+    assert 4 * len(data) / max(took) >= 4e6 * LOOSE, took
 
 
 def test_window_over_rtt_bounds_a_flow(sink: Sink) -> None:
@@ -115,7 +117,7 @@ def test_window_over_rtt_bounds_a_flow(sink: Sink) -> None:
     assert answer == hashlib.sha256(data).hexdigest()
     bound = window / rtt
     assert len(data) / seconds <= bound * 1.02
-    assert len(data) / seconds >= bound * 0.5
+    assert len(data) / seconds >= bound * LOOSE
 
 
 def test_a_shared_bottleneck_is_shared_by_all_flows(sink: Sink) -> None:
@@ -123,7 +125,7 @@ def test_a_shared_bottleneck_is_shared_by_all_flows(sink: Sink) -> None:
     with RelayProcess(PathModel(shared_rate=2e6), sink.address) as relay:
         took = send_parallel(relay.port, data, 4)
     assert 4 * len(data) / max(took) <= 2e6 * 1.02, took
-    assert 4 * len(data) / max(took) >= 2e6 * 0.5, took
+    assert 4 * len(data) / max(took) >= 2e6 * LOOSE, took
 
 
 def test_every_round_trip_takes_the_rtt() -> None:
