@@ -83,6 +83,27 @@ def test_join_range_shares_whole_blocks_and_copies_a_tail_that_has_bytes_after_i
     assert joined == (fileops.Joined(2 * BLOCK, 10) if REFLINKS[kind] else fileops.Joined(0, len(head)))
 
 
+def test_join_range_shares_a_whole_block_range_that_is_not_at_either_files_end(fs: tuple[str, Path]) -> None:
+    """A part of whole blocks joined out of order — into the middle of a final that already holds a later
+    part, from the middle of its source — is shared whole: nothing is copied, what follows it is intact."""
+    kind, mount = fs
+    source, later = os.urandom(6 * BLOCK), os.urandom(3 * BLOCK + 77)
+    write(mount / "src4", source)
+    write(mount / "dst4", bytes(4 * BLOCK) + later)
+    src, dst = os.open(mount / "src4", os.O_RDONLY), os.open(mount / "dst4", os.O_RDWR)
+    try:
+        joined = fileops.join_range(src, dst, 4 * BLOCK, BLOCK, 0)
+        os.fsync(dst)
+        shared_on_disk = reflink.shared_bytes(dst, 0, 4 * BLOCK)
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert (mount / "dst4").read_bytes() == source[BLOCK : 5 * BLOCK] + later
+    expect_shared = 4 * BLOCK if REFLINKS[kind] else 0
+    assert joined == fileops.Joined(shared=expect_shared, copied=4 * BLOCK - expect_shared)
+    assert shared_on_disk == expect_shared
+
+
 async def test_merge_of_aligned_parts_shares_their_blocks_and_uses_no_second_copy(fs: tuple[str, Path]) -> None:
     """concat.final on a reflink file system: parts on block boundaries (the last one odd-sized) are joined
     without writing a byte again — the file system's used space hardly grows — and the result is the parts

@@ -113,10 +113,11 @@ def join_range(src: int, dst: int, count: int, src_offset: int, dst_offset: int,
     if share and count > 0:
         block = reflink.block_size(dst)
         if src_offset % block == 0 and dst_offset % block == 0:
-            # A range that ends at the source's end of file may end mid-block, as long as nothing in the
-            # destination follows it (the kernel refuses otherwise); every other range in whole blocks.
+            # A range of whole blocks can be shared anywhere (a part joined out of order, into the middle of
+            # a final that already holds later parts); one that ends mid-block only when it ends at the
+            # source's end of file with nothing after it in the destination (the kernel refuses otherwise).
             at_end = src_offset + count == os.fstat(src).st_size and os.fstat(dst).st_size <= dst_offset + count
-            tries = [count] if at_end else []
+            tries = [count] if at_end or count % block == 0 else []
             if count % block and count > block:
                 tries.append(count - count % block)  # at least the whole blocks, copying the tail
             for whole in tries:
