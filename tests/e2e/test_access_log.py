@@ -1,5 +1,5 @@
 """The access log (tusedge/server/access_log.py) of a real server: one JSON or logfmt line per request on
-stdout with every field, the forwarded client with --trust-proxy, h1 and h2, no query strings, and the
+stdout with every field, the forwarded client with --trust-proxy, h1, h2 and h3, no query strings, and the
 probes left out unless asked for."""
 
 from __future__ import annotations
@@ -9,11 +9,15 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 from rawhttp import OCTETS, TUS
 from server_process import ServerFactory, ServerProcess
+from tls_servers import https_server
+
+from tusedge.http3 import H3Transport
 
 UA = {"User-Agent": 'tusedge-test/1.0 (access "log")'}
 FIELDS = ["time", "client", "method", "path", "upload_id", "status", "bytes_received", "bytes_sent", "duration_s",
@@ -109,3 +113,22 @@ def test_no_access_log_when_off(server_factory: ServerFactory) -> None:
     assert httpx.options(server.url).status_code == 204
     server.stop()
     assert not json_lines(server) and not logfmt_lines(server)
+
+
+async def test_an_http3_request_is_logged_as_h3_with_its_upload_and_bytes(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    server, certfile = https_server(server_factory, tmp_path, "--http3")
+    async with httpx.AsyncClient(transport=H3Transport(verify=str(certfile)), timeout=60, headers=UA) as client:
+        created = await client.post(server.url, headers={**TUS, "Upload-Length": "6"})
+        assert created.status_code == 201 and created.http_version == "HTTP/3"
+        url = created.headers["Location"]
+        patched = await client.patch(url, content=b"abcdef", headers={**OCTETS, "Upload-Offset": "0"})
+        assert patched.status_code == 204 and patched.http_version == "HTTP/3"
+
+    post, patch = wait_for_lines(lambda: json_lines(server), 2)
+    upload_id = url.rsplit("/", 1)[1]
+    assert (post["method"], post["http"], post["protocol"], post["upload_id"]) == ("POST", "h3", "tus", upload_id)
+    assert (patch["method"], patch["http"], patch["upload_id"], patch["bytes_received"]) == (
+        "PATCH", "h3", upload_id, 6)  # fmt: skip
+    assert patch["user_agent"] == UA["User-Agent"] and patch["client"] == "127.0.0.1"
