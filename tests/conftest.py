@@ -15,6 +15,20 @@ from server_process import ServerFactory, ServerProcess
 
 __all__ = ["node_executable", "postgres", "postgres_url", "receiver", "server_factory", "tusedge_server"]
 
+TESTS = Path(__file__).parent
+# Folders whose tests drive real processes (servers, browsers, clients), and the fixtures that start one.
+E2E_FOLDERS = (TESTS / "e2e", TESTS / "browser")
+PROCESS_FIXTURES = frozenset({"server_factory", "tusedge_server", "postgres", "postgres_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``e2e`` every test that runs a subprocess server (``-m e2e`` selects them, ``-m "not e2e"``
+    is the fast loop: unit tests and the in-process layer, tests/inprocess)."""
+    for item in items:
+        in_folder = any(item.path.is_relative_to(folder) for folder in E2E_FOLDERS)
+        if in_folder or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:

@@ -1,4 +1,5 @@
-"""TusService.reap with a real SQLite file, real upload files and real locks; only the clock is ours."""
+"""The reaper's round (tusedge.server.reaper) with a real SQLite file, real upload files and real locks;
+only the clock is ours."""
 
 from __future__ import annotations
 
@@ -9,14 +10,13 @@ from pathlib import Path
 import pytest
 
 from tusedge.config import Settings
-from tusedge.locking.filelock import FileLocker
 from tusedge.protocol.headers import DeclaredLength
 from tusedge.protocol.requests import CreateUpload
 from tusedge.protocol.upload import Status
+from tusedge.server.app import running
+from tusedge.server.components import build_components
+from tusedge.server.reaper import reap
 from tusedge.server.service import TusService
-from tusedge.state.database import create_engine, create_schema
-from tusedge.state.repository import UploadRepository
-from tusedge.storage.filestore import FileStore
 
 
 class Clock:
@@ -30,15 +30,14 @@ class Clock:
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[tuple[TusService, Clock]]:
     settings = Settings(data_dir=tmp_path, expiry_s=3600)
-    engine = create_engine(settings.effective_database_url)
-    await create_schema(engine)
-    store = FileStore(settings.uploads_dir)
-    store.setup()
-    locker = FileLocker(settings.locks_dir)
-    locker.setup()
     clock = Clock()
-    yield TusService(settings, store, UploadRepository(engine), locker, clock), clock
-    await engine.dispose()
+    service = TusService(build_components(settings, clock))
+    async with running(service):
+        yield service, clock
+
+
+async def reaped(tus: TusService) -> int:
+    return await reap(tus.components, tus.finisher)
 
 
 def creation(length: int) -> CreateUpload:
@@ -49,7 +48,7 @@ async def test_reap_removes_expired_upload_file_and_leaves_tombstone(service: tu
     tus, clock = service
     info = await tus.create(creation(10), None)
     clock.now += timedelta(hours=2)
-    assert await tus.reap() == 1
+    assert await reaped(tus) == 1
     assert not tus.store.path(info.id).exists()
     tombstone = await tus.repo.get(info.id)
     assert tombstone is not None and tombstone.status is Status.EXPIRED
@@ -65,9 +64,9 @@ async def test_reap_deletes_leftover_file_of_old_tombstone_before_forgetting_it(
     await tus.repo.update(info.id, clock(), status=Status.TERMINATED)  # as if killed before the unlink
     assert tus.store.path(info.id).exists()
     clock.now += timedelta(days=6)
-    await tus.reap()
+    await reaped(tus)
     assert tus.store.path(info.id).exists(), "a young tombstone is kept (410) with nothing swept yet"
     clock.now += timedelta(days=2)
-    await tus.reap()
+    await reaped(tus)
     assert not tus.store.path(info.id).exists()
     assert await tus.repo.get(info.id) is None

@@ -29,7 +29,9 @@ from tusedge.errors import TusError, UploadLocked
 from tusedge.protocol.metadata import parse_metadata
 from tusedge.protocol.upload import Status, UploadInfo
 from tusedge.server.app import build_service, running
-from tusedge.server.service import TOMBSTONE_DAYS, TusService
+from tusedge.server.lifecycle import TOMBSTONE_DAYS
+from tusedge.server.reaper import reap
+from tusedge.server.service import TusService
 
 LIVE = (Status.ACTIVE, Status.FINISHING, Status.COMPLETE, Status.FAILED)
 STATES = {"live": LIVE, "all": tuple(Status), **{status.value: (status,) for status in Status}}
@@ -89,20 +91,20 @@ class Node:
 
     @property
     def now(self) -> datetime:
-        return self.service.clock()
+        return self.service.components.clock()
 
     async def list(self, statuses: Sequence[Status], older_than: timedelta | None, limit: int) -> list[dict[str, Any]]:
         before = None if older_than is None else self.now - older_than
-        rows = await self.service.repo.listing(statuses, before, limit)
+        rows = await self.service.components.repository.listing(statuses, before, limit)
         return [describe(info, updated, self.settings.base_path) for info, updated in rows]
 
     async def show(self, upload_id: str) -> dict[str, Any]:
-        repo = self.service.repo
+        repo = self.service.components.repository
         info = await repo.get(upload_id)
         if info is None:
             raise AdminError(f"no upload {upload_id} in this node's state database")
         shown = describe(info, await repo.updated_at(upload_id), self.settings.base_path)
-        path = self.service.store.path(upload_id)
+        path = self.service.components.store.path(upload_id)
         try:
             st = os.stat(path)
             shown["file"] = {"path": str(path), "size": st.st_size, "allocated": st.st_blocks * 512}
@@ -116,7 +118,7 @@ class Node:
         if info.status.gone:
             return None
         try:
-            lock = await self.service.locker.acquire(info.id, 0, ask_release=False)
+            lock = await self.service.components.locker.acquire(info.id, 0, ask_release=False)
         except UploadLocked:
             return True
         await lock.release()
@@ -134,10 +136,10 @@ class Node:
 
     async def collect(self) -> dict[str, Any]:
         """One reaper round, as the server runs it every reaper_interval_s, and what it changed."""
-        repo, now = self.service.repo, self.now
+        repo, now = self.service.components.repository, self.now
         due = await repo.expired(now)
         forgettable = await repo.tombstones(now - timedelta(days=TOMBSTONE_DAYS))
-        await self.service.reap()
+        await reap(self.service.components, self.service.finisher)
         finishing = []
         for info in await repo.with_status(Status.FINISHING):  # the reap started them: wait as a request would
             await self.service.finisher.finish(info.id)

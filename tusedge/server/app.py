@@ -1,5 +1,6 @@
-"""``create_app(settings)``: the Starlette application. The lifespan builds engine, store, locker and
-service and starts the reaper; nothing lives in module globals."""
+"""``create_app(settings)``: the Starlette application. It builds the components once (engine, store,
+locker, hooks, metrics: tusedge.server.components) and hands them to the service and the endpoints; the
+lifespan sets them up and starts the reaper and hook deliveries. Nothing lives in module globals."""
 
 from __future__ import annotations
 
@@ -19,71 +20,47 @@ from starlette.types import ASGIApp
 
 from tusedge.config import Settings
 from tusedge.errors import TusError
-from tusedge.locking.base import Locker
-from tusedge.locking.filelock import FileLocker
 from tusedge.protocol.constants import EXPOSED_HEADERS
 from tusedge.server.access_log import access_log_middleware
+from tusedge.server.components import build_components, started
 from tusedge.server.drain import Drain, DrainGate, drain_on_sigterm
 from tusedge.server.health import Health, ping_engine
-from tusedge.server.hooks import Hooks
-from tusedge.server.metrics import Metrics, RequestMetrics
+from tusedge.server.metrics import RequestMetrics
 from tusedge.server.middleware import MethodOverride, RequestHeaderCheck, TusResumableHeader
 from tusedge.server.reaper import run_reaper
 from tusedge.server.responses import handle_tus_error, handle_unexpected
 from tusedge.server.routes import TusEndpoints
 from tusedge.server.service import TusService
 from tusedge.server.ui import UploadPage
-from tusedge.state.database import create_engine, create_schema
-from tusedge.state.outbox import EventOutbox
-from tusedge.state.repository import UploadRepository
-from tusedge.storage.filestore import FileStore
 
 log = logging.getLogger("tusedge")
 
 
-def make_locker(settings: Settings) -> Locker:
-    """Uploads are locked where their state is shared: in PostgreSQL when several nodes share it
-    (advisory locks, docs/multi-node.md), else with flock in the data folder (the workers of one node)."""
-    if settings.effective_database_url.startswith("postgresql"):
-        from tusedge.locking.pglock import PostgresLocker
-
-        return PostgresLocker(settings.effective_database_url)
-    return FileLocker(settings.locks_dir)
-
-
 def build_service(settings: Settings) -> TusService:
-    """The service for ``settings`` and what it is wired to (engine, store, locker, hooks): the server's, and
-    the admin commands' (``tusedge uploads``). Nothing is started: see :func:`running`."""
-    engine = create_engine(settings.effective_database_url)
-    store = FileStore(settings.uploads_dir, preallocate=settings.preallocate, fsync=settings.fsync)
-    repo = UploadRepository(engine)
-    hooks = Hooks(settings, EventOutbox(repo))
-    return TusService(settings, store, repo, make_locker(settings), metrics=Metrics(), hooks=hooks)
+    """The service for ``settings``, wired to its components: the server's, and the admin commands'
+    (``tusedge uploads``). Nothing is started: see :func:`running`."""
+    return TusService(build_components(settings))
 
 
 @contextlib.asynccontextmanager
 async def running(service: TusService) -> AsyncIterator[TusService]:
-    """The service's store, locker and schema set up for as long as the block runs, then all of it closed
-    (finishing jobs still running in this process are cancelled: they start again elsewhere or later)."""
-    service.store.setup()
-    await service.locker.start()
-    try:
-        await create_schema(service.repo.engine)
-        yield service
-    finally:
-        await service.finisher.close()
-        await service.hooks.close()
-        await service.locker.close()
-        await service.repo.engine.dispose()
+    """The service's components set up for as long as the block runs, then all of it closed (finishing
+    jobs still running in this process are cancelled first: they start again elsewhere or later)."""
+    async with started(service.components):
+        try:
+            yield service
+        finally:
+            await service.finisher.close()
 
 
 def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette:
     """``handle_signals``: SIGTERM drains (only in a server process of ``tusedge serve``, never in tests
     that run the app in their own process)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    service = build_service(settings)
-    engine, hooks, metrics = service.repo.engine, service.hooks, service.metrics
-    endpoints = TusEndpoints(service, settings)
+    components = build_components(settings)
+    service = TusService(components)
+    engine, hooks, metrics = components.repository.engine, components.hooks, components.metrics
+    endpoints = TusEndpoints(components, service)
     drain = Drain(settings.drain_timeout_s)
     health = Health(lambda: ping_engine(engine), settings.uploads_dir, settings.ready_min_free_bytes, drain)
 
@@ -93,7 +70,7 @@ def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette
             await service.finisher.resume_pending()
             # The reaper also retries finishing jobs, so it runs even when uploads never expire.
             loop = asyncio.get_running_loop()
-            background = [loop.create_task(run_reaper(service, settings.reaper_interval_s))]
+            background = [loop.create_task(run_reaper(components, service.finisher, settings.reaper_interval_s))]
             if hooks.delivers:
                 background.append(loop.create_task(hooks.run_deliveries()))
             if handle_signals:
@@ -138,6 +115,7 @@ def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette
         exception_handlers={TusError: handle_tus_error, Exception: handle_unexpected},
         lifespan=lifespan,
     )
+    app.state.components = components
     app.state.service = service
     app.state.drain = drain
     return app

@@ -7,27 +7,22 @@ Hypercorn 0.18 does not, so there the file passes through Python in 1 MiB reads 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from starlette.responses import FileResponse
 
-from tusedge.protocol.metadata import parse_metadata, safe_filename
-from tusedge.protocol.upload import UploadInfo
+from tusedge.server.service import Download
 
 
 class UploadFileResponse(FileResponse):
     chunk_size = 1024 * 1024
 
 
-def download_response(info: UploadInfo, path: Path) -> FileResponse:
-    metadata = parse_metadata(info.metadata)
-    filename = safe_filename(metadata.get("filename") or metadata.get("name"), fallback=info.id)
+def download_response(download: Download) -> FileResponse:
     return UploadFileResponse(
-        path,
+        download.path,
         # The type a client claims is not trusted: served inline, an uploaded page could run script
         # on our origin. Everything is an attachment of octets.
         media_type="application/octet-stream",
-        filename=filename,
+        filename=download.filename,
         content_disposition_type="attachment",
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
     )

@@ -16,43 +16,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 
 from tusedge.checksum import ALGORITHMS
-from tusedge.config import Settings
 from tusedge.errors import TusError, UploadLocked
-from tusedge.locking.base import Locker
 from tusedge.protocol.concat import final_length
 from tusedge.protocol.headers import declared_digest
 from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
-from tusedge.server.hooks import Hooks, upload_fields
-from tusedge.server.metrics import Metrics
-from tusedge.state.repository import UploadRepository
-from tusedge.storage.filestore import FileStore
+from tusedge.server import lifecycle
+from tusedge.server.components import Components
 
 log = logging.getLogger("tusedge")
 
 
 class Finisher:
-    def __init__(
-        self,
-        settings: Settings,
-        store: FileStore,
-        repo: UploadRepository,
-        locker: Locker,
-        clock: Callable[[], datetime],
-        metrics: Metrics,
-        hooks: Hooks,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.repo = repo
-        self.locker = locker
-        self.clock = clock
-        self.metrics = metrics
-        self.hooks = hooks
+    def __init__(self, components: Components) -> None:
+        self.components = c = components
+        self.settings, self.store, self.repo, self.locker = c.settings, c.store, c.repository, c.locker
+        self.clock, self.metrics = c.clock, c.metrics
         self._jobs: dict[str, asyncio.Task[None]] = {}
 
     def start(self, upload_id: str) -> asyncio.Task[None]:
@@ -169,9 +150,7 @@ class Finisher:
         ):
             return
         log.info("upload %s complete (%d bytes)", info.id, length)
-        self.metrics.uploads_completed.inc()
-        done = replace(info, offset=length, length=length, status=Status.COMPLETE)
-        await self.hooks.notify("post-finish", upload_fields(done, self.settings.base_path))
+        await lifecycle.completed(self.components, replace(info, offset=length, length=length, status=Status.COMPLETE))
         if info.concat is ConcatKind.PARTIAL:
             await self.part_completed(info.id)
         if retire:

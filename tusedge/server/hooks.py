@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -53,7 +53,28 @@ def _metadata(header: str | None) -> dict[str, str]:
     return {k: v.decode("utf-8", errors="replace") for k, v in parse_metadata(header).items()}
 
 
-def upload_fields(info: UploadInfo, base_path: str) -> dict[str, Any]:
+class UploadFields(TypedDict):
+    """An event's ``upload``: ``id`` and ``path`` are None in pre-create (no upload exists yet)."""
+
+    id: str | None
+    path: str | None
+    size: int | None
+    offset: int
+    metadata: dict[str, str]
+    concat: str | None
+    parts: list[str]
+
+
+class RequestFields(TypedDict):
+    """An event's ``request``: who asked, with the headers in FORWARDED_HEADERS that it sent."""
+
+    method: str
+    path: str
+    remote_addr: str | None
+    headers: dict[str, str]
+
+
+def upload_fields(info: UploadInfo, base_path: str) -> UploadFields:
     return {
         "id": info.id,
         "path": base_path + info.id,
@@ -65,7 +86,7 @@ def upload_fields(info: UploadInfo, base_path: str) -> dict[str, Any]:
     }
 
 
-def proposed_fields(request: CreateUpload) -> dict[str, Any]:
+def proposed_fields(request: CreateUpload) -> UploadFields:
     """The upload a creation request asks for (no id yet), for pre-create."""
     concat = None if request.concat is None else ("partial" if request.concat.partial else "final")
     return {
@@ -79,7 +100,7 @@ def proposed_fields(request: CreateUpload) -> dict[str, Any]:
     }
 
 
-def request_fields(method: str, path: str, remote_addr: str | None, headers: Mapping[str, str]) -> dict[str, Any]:
+def request_fields(method: str, path: str, remote_addr: str | None, headers: Mapping[str, str]) -> RequestFields:
     chosen = {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
     return {"method": method, "path": path, "remote_addr": remote_addr, "headers": chosen}
 
@@ -118,12 +139,15 @@ class Hooks:
             )
         return await self._http().post(self.url, json=event, headers={"Hook-Name": event["type"]})
 
-    async def pre_create(self, upload: dict[str, Any], request: dict[str, Any]) -> None:
+    async def pre_create(self, upload: UploadFields, request: RequestFields | None) -> None:
         """Ask the hook; raise HookRefused with its status and reason, or HookUnavailable."""
         if not self.wants("pre-create"):
             return
+        event: dict[str, Any] = {"type": "pre-create", "upload": upload}
+        if request is not None:
+            event["request"] = request
         try:
-            answer = await self._post({"type": "pre-create", "upload": upload, "request": request})
+            answer = await self._post(event)
         except httpx.HTTPError as exc:
             log.error("pre-create hook unreachable: %s", exc)
             raise HookUnavailable(headers={"Retry-After": "5"}) from None
@@ -133,7 +157,7 @@ class Hooks:
         status = answer.status_code if 400 <= answer.status_code < 500 else 403
         raise HookRefused(reason, status=status)
 
-    async def notify(self, event_type: str, upload: dict[str, Any], request: dict[str, Any] | None = None) -> None:
+    async def notify(self, event_type: str, upload: UploadFields, request: RequestFields | None = None) -> None:
         """Put a post-* event in the outbox for delivery; a failure to record it is logged, never raised
         (the change it reports has happened)."""
         if not self.wants(event_type) or self.outbox is None:
@@ -144,7 +168,7 @@ class Hooks:
         try:
             await self.outbox.add(json.dumps(event), self.clock())
         except Exception:
-            log.exception("could not record the %s hook event of upload %s", event_type, upload.get("id"))
+            log.exception("could not record the %s hook event of upload %s", event_type, upload["id"])
             return
         self._wake.set()
 

@@ -1,4 +1,5 @@
-"""Thin endpoints: Request -> parsed protocol request -> TusService -> Response."""
+"""Thin endpoints: Request -> parsed protocol request -> TusService -> Response. They parse and format
+only: hooks, metrics and the store are the service's."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from tusedge.protocol.requests import check_version, parse_append, parse_create
 from tusedge.protocol.upload import ConcatKind
 from tusedge.server import decoding
 from tusedge.server.body import receive_whole
+from tusedge.server.components import Components
 from tusedge.server.download import download_response
-from tusedge.server.hooks import proposed_fields, request_fields, upload_fields
+from tusedge.server.hooks import request_fields
 from tusedge.server.limits import ClientLimits
 from tusedge.server.responses import checksum_status, tus_response, upload_headers
 from tusedge.server.service import TusService
@@ -42,9 +44,9 @@ def extensions(settings: Settings) -> list[Extension]:
 
 
 class TusEndpoints:
-    def __init__(self, service: TusService, settings: Settings) -> None:
+    def __init__(self, components: Components, service: TusService) -> None:
         self.service = service
-        self.settings = settings
+        self.settings = settings = components.settings
         self.options_headers: dict[str, str] = {
             Header.TUS_VERSION: ",".join(SUPPORTED_VERSIONS),
             Header.TUS_EXTENSION: ",".join(extensions(settings)),
@@ -92,7 +94,9 @@ class TusEndpoints:
             return await self.head(request, upload_id)
         if method == "PATCH":
             return await self.append(request, upload_id)
-        return await self.terminate(request, upload_id)
+        if method == "DELETE":
+            return await self.terminate(request, upload_id)
+        raise AssertionError(f"{method} is not routed here (the route's methods list says which are)")
 
     def options(self) -> Response:
         """core: OPTIONS answers 204 with Tus-Version, Tus-Extension, Tus-Max-Size when limited."""
@@ -104,18 +108,13 @@ class TusEndpoints:
         if self.signing_key:
             max_size = signing.verify(self.signing_key, request.url.path, request.query_params, time.time()).max_size
         parsed = parse_create(request.headers)
-        hooks = self.service.hooks
         asking = request_fields(request.method, request.url.path, request.client.host if request.client else None,
                                 request.headers)  # fmt: skip
-        await hooks.pre_create(proposed_fields(parsed), asking)
         body = None
         if parsed.has_body:
             body, length = self.body(request, parsed.content_length)
             parsed = replace(parsed, content_length=length)
-        info = await self.service.create(parsed, body, max_size)
-        kind = "single" if info.concat is None else info.concat.value
-        self.service.metrics.uploads_created.labels(kind).inc()
-        await hooks.notify("post-create", upload_fields(info, self.settings.base_path), asking)
+        info = await self.service.create(parsed, body, max_size, asking)
         headers = upload_headers(info, offset=parsed.has_body)
         headers.pop(Header.UPLOAD_METADATA, None)
         headers.pop(Header.UPLOAD_LENGTH, None)
@@ -166,5 +165,4 @@ class TusEndpoints:
         return tus_response(204)
 
     async def download(self, upload_id: str) -> Response:
-        info = await self.service.finished(upload_id)
-        return download_response(info, self.service.store.path(info.id))
+        return download_response(await self.service.download(upload_id))

@@ -1,18 +1,19 @@
 """TusService: one async method per tus operation. The order is always lock -> state -> store -> commit.
 
-Routes hand it parsed requests and the body stream; it returns :class:`UploadInfo` records or raises
-:class:`~tusedge.errors.TusError`. It never sees a header dict and never builds a response.
+Routes hand it parsed requests and the body stream; it returns :class:`UploadInfo` records (a
+:class:`Download` for GET) or raises :class:`~tusedge.errors.TusError`. It never sees a header dict and
+never builds a response. It fires every hook and counts every upload metric; the routes do neither.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
 
 from tusedge.checksum import new_hasher
-from tusedge.config import Settings
 from tusedge.errors import (
     ChecksumMismatch,
     ExceedsUploadLength,
@@ -22,14 +23,14 @@ from tusedge.errors import (
     UploadFailed,
     UploadGone,
     UploadInterrupted,
-    UploadLocked,
     UploadNotFound,
     UploadNotReady,
 )
 from tusedge.ids import is_upload_id, new_upload_id
-from tusedge.locking.base import Lock, Locker
+from tusedge.locking.base import Lock
 from tusedge.protocol.concat import check_parts, final_length, part_ids
 from tusedge.protocol.headers import ChecksumHeader, declared_digest
+from tusedge.protocol.metadata import parse_metadata, safe_filename
 from tusedge.protocol.requests import AppendChunk, CreateUpload
 from tusedge.protocol.upload import (
     ConcatKind,
@@ -41,44 +42,33 @@ from tusedge.protocol.upload import (
     resolve_length,
     room_left,
 )
+from tusedge.server import lifecycle
 from tusedge.server.body import BodyPump, Ending
+from tusedge.server.components import Components
 from tusedge.server.finishing import Finisher
-from tusedge.server.hooks import Hooks, upload_fields
-from tusedge.server.metrics import Metrics
-from tusedge.state.outbox import EventOutbox
-from tusedge.state.repository import UploadRepository
-from tusedge.storage.filestore import FileStore
+from tusedge.server.hooks import RequestFields, proposed_fields, upload_fields
 
 log = logging.getLogger("tusedge")
 
-Clock = Callable[[], datetime]
 
-TOMBSTONE_DAYS = 7  # terminated/expired uploads answer 410 this long, then 404
+@dataclass(frozen=True, slots=True)
+class Download:
+    """What a GET of a finished upload needs: its file, length and the name to offer it under."""
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+    upload: UploadInfo
+    path: Path
+    filename: str
 
 
 class TusService:
-    def __init__(
-        self,
-        settings: Settings,
-        store: FileStore,
-        repo: UploadRepository,
-        locker: Locker,
-        clock: Clock = utcnow,
-        metrics: Metrics | None = None,
-        hooks: Hooks | None = None,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.repo = repo
-        self.locker = locker
-        self.clock = clock
-        self.metrics = metrics or Metrics()
-        self.hooks = hooks or Hooks(settings, EventOutbox(repo), clock)
-        self.finisher = Finisher(settings, store, repo, locker, clock, self.metrics, self.hooks)
+    def __init__(self, components: Components) -> None:
+        self.components = c = components
+        # Shorthands for the components the operations use on every line.
+        self.settings, self.store, self.repo, self.locker = c.settings, c.store, c.repository, c.locker
+        self.finisher = Finisher(components)
+
+    def clock(self) -> datetime:
+        return self.components.clock()
 
     # --- lookups -------------------------------------------------------------------------------------
     async def get(self, upload_id: str) -> UploadInfo:
@@ -91,13 +81,29 @@ class TusService:
         return info
 
     def _expiry(self, now: datetime) -> datetime | None:
-        return now + timedelta(seconds=self.settings.expiry_s) if self.settings.expiry_s > 0 else None
+        return lifecycle.expiry(self.components, now)
 
     # --- creation ------------------------------------------------------------------------------------
     async def create(
-        self, request: CreateUpload, body: AsyncIterator[bytes] | None, max_size: int | None = None
+        self,
+        request: CreateUpload,
+        body: AsyncIterator[bytes] | None,
+        max_size: int | None = None,
+        asking: RequestFields | None = None,
     ) -> UploadInfo:
-        """``max_size``: a tighter limit than the server's for this one upload (a signed URL's)."""
+        """``max_size``: a tighter limit than the server's for this one upload (a signed URL's). ``asking``:
+        the request, as the pre-create hook (which may refuse the upload) and post-create see it."""
+        hooks = self.components.hooks
+        await hooks.pre_create(proposed_fields(request), asking)
+        info = await self._create(request, body, max_size)
+        kind = "single" if info.concat is None else info.concat.value
+        self.components.metrics.uploads_created.labels(kind).inc()
+        await hooks.notify("post-create", upload_fields(info, self.settings.base_path), asking)
+        return info
+
+    async def _create(
+        self, request: CreateUpload, body: AsyncIterator[bytes] | None, max_size: int | None
+    ) -> UploadInfo:
         limit = self.settings.max_size_bytes
         if max_size is not None:
             limit = min(limit, max_size) if limit else max_size
@@ -282,7 +288,7 @@ class TusService:
                 lock=lock,
                 stale_after_s=self.settings.stale_lock_s,
             )
-            with self.metrics.writing():
+            with self.components.metrics.writing():
                 result = await pump.run(body)
         finally:
             await writer.close()
@@ -316,11 +322,10 @@ class TusService:
             declared = declared_digest(info.metadata)
             status = Status.FINISHING if declared is not None else Status.COMPLETE
         await self.repo.update(info.id, now, offset=end, length=length, status=status, expires_at=expires_at)
-        self.metrics.bytes_received.inc(max(0, end - info.offset))
+        self.components.metrics.bytes_received.inc(max(0, end - info.offset))
         committed = replace(info, offset=end, length=length, status=status, expires_at=expires_at)
         if status is Status.COMPLETE:
-            self.metrics.uploads_completed.inc()
-            await self.hooks.notify("post-finish", upload_fields(committed, self.settings.base_path))
+            await lifecycle.completed(self.components, committed)
         return committed
 
     # --- termination ---------------------------------------------------------------------------------
@@ -330,20 +335,15 @@ class TusService:
         lock = await self.locker.acquire(upload_id, self.settings.lock_timeout_s)
         try:
             info = await self.get(upload_id)
-            await self._remove(upload_id, Status.TERMINATED)
+            await lifecycle.retire(self.components, upload_id, Status.TERMINATED)
         finally:
             await lock.release()
-        await self.hooks.notify("post-terminate", upload_fields(info, self.settings.base_path))
-
-    async def _remove(self, upload_id: str, tombstone: Status) -> None:
-        await self.repo.update(upload_id, self.clock(), status=tombstone, expires_at=None)
-        self.metrics.uploads_removed.labels(tombstone.value.lower()).inc()
-        await self.store.remove(upload_id)
-        await self.locker.forget(upload_id)
+        await self.components.hooks.notify("post-terminate", upload_fields(info, self.settings.base_path))
 
     # --- downloads -----------------------------------------------------------------------------------
-    async def finished(self, upload_id: str) -> UploadInfo:
-        """The upload if its content is complete and may be served; ours.get."""
+    async def download(self, upload_id: str) -> Download:
+        """ours.get: the content of an upload that is complete and may be served, and its name (from the
+        ``filename`` or ``name`` metadata, made safe; else the id)."""
         info = await self.get(upload_id)
         if info.status is Status.FAILED:
             raise UploadFailed(info.error)
@@ -351,34 +351,6 @@ class TusService:
             raise UploadNotReady("the upload is being finished (merged or verified); retry shortly")
         if not info.complete:
             raise UploadNotReady("the upload is not finished; HEAD shows its progress")
-        return info
-
-    # --- expiration ----------------------------------------------------------------------------------
-    async def reap(self) -> int:
-        """Remove expired unfinished uploads and their files; return how many. Uploads in use are skipped
-        until the next round."""
-        removed = 0
-        for upload_id in await self.repo.expired(self.clock()):
-            try:
-                lock = await self.locker.acquire(upload_id, 0, ask_release=False)
-            except UploadLocked:
-                continue
-            try:
-                info = await self.repo.get(upload_id)
-                if info is not None and info.expired_at(self.clock()):
-                    await self._remove(upload_id, Status.EXPIRED)
-                    await self.hooks.notify("post-expire", upload_fields(info, self.settings.base_path))
-                    removed += 1
-            finally:
-                await lock.release()
-        if removed:
-            log.info("removed %d expired upload(s)", removed)
-        await self.finisher.resume_pending()
-        # Tombstones are forgotten after a week. Their files go (again) first: a crash between a tombstone's
-        # commit and its file's removal in _remove would otherwise leave the file behind for good.
-        before = self.clock() - timedelta(days=TOMBSTONE_DAYS)
-        for upload_id in await self.repo.tombstones(before):
-            await self.store.remove(upload_id)
-            await self.locker.forget(upload_id)
-        await self.repo.purge_tombstones(before)
-        return removed
+        metadata = parse_metadata(info.metadata)
+        filename = safe_filename(metadata.get("filename") or metadata.get("name"), fallback=info.id)
+        return Download(info, self.store.path(info.id), filename)
