@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from tusedge.http3 import H3Transport
+from tusedge.client.http3 import H3Transport
 from tusedge.tls import ssl_context_for, write_self_signed
 
 MIB = 1024 * 1024

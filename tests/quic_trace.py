@@ -8,7 +8,7 @@ from typing import Any
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.logger import QuicLogger, QuicLoggerTrace
 
-from tusedge.http3 import H3Transport
+from tusedge.client.http3 import H3Transport
 
 
 class CountingTrace(QuicLoggerTrace):

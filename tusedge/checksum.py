@@ -8,9 +8,17 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Callable
+from typing import Protocol
 
 from tusedge.errors import ChecksumAlgorithmUnsupported
-from tusedge.storage.filestore import Hasher
+
+
+class Hasher(Protocol):
+    """An incremental digest (hashlib's objects, :class:`Crc32`): what the body pump and the store feed."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+    def digest(self) -> bytes: ...
 
 
 class Crc32:

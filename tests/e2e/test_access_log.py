@@ -17,7 +17,7 @@ from rawhttp import OCTETS, TUS
 from server_process import ServerFactory, ServerProcess
 from tls_servers import https_server
 
-from tusedge.http3 import H3Transport
+from tusedge.client.http3 import H3Transport
 
 UA = {"User-Agent": 'tusedge-test/1.0 (access "log")'}
 FIELDS = ["time", "client", "method", "path", "upload_id", "status", "bytes_received", "bytes_sent", "duration_s",

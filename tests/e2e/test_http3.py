@@ -28,7 +28,7 @@ from quic_trace import TracedH3Transport
 from server_process import ROOT, ServerFactory, ServerProcess
 from tls_servers import https_server, make_cert
 
-from tusedge.http3 import PIECE_BYTES, UNSENT_LIMIT, H3Transport
+from tusedge.client.http3 import PIECE_BYTES, UNSENT_LIMIT, H3Transport
 from tusedge.server.hypercorn_fixes.quic import (
     QUIC_MAX_DATA_BYTES,
     QUIC_MAX_STREAM_DATA_BYTES,
@@ -231,7 +231,7 @@ async def test_upload_over_http3_resumes_after_the_connection_was_closed_mid_bod
 _KILLED_CLIENT = """
 import asyncio, sys
 import httpx
-from tusedge.http3 import H3Transport
+from tusedge.client.http3 import H3Transport
 
 cert, url, offset, cut, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 

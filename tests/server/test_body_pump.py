@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from starlette.requests import ClientDisconnect
 
+from tusedge.checksum import Hasher
 from tusedge.errors import ExceedsUploadLength, InsufficientStorage
 from tusedge.locking.filelock import FileLocker
 from tusedge.server.body import BodyPump, Ending
-from tusedge.storage.filestore import FileStore, FileWriter, Hasher
+from tusedge.storage.filestore import FileStore, FileWriter
 
 UPLOAD = "a" * 32
 DATA = random.Random(11).randbytes(400_000)

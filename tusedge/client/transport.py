@@ -1,6 +1,6 @@
 """The HTTP client an upload runs on: HTTP/1.1 (a connection per parallel part), HTTP/2 (all parts
 multiplexed on one connection; prior knowledge for ``http://``, ALPN for ``https://``) or HTTP/3 over
-QUIC (tusedge.http3.H3Transport)."""
+QUIC (tusedge.client.http3.H3Transport)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def make_client(
 ) -> httpx.AsyncClient:
     timeout = httpx.Timeout(timeout_s, read=max(timeout_s, 600.0))
     if http == "3":
-        from tusedge.http3 import H3Transport
+        from tusedge.client.http3 import H3Transport
 
         return httpx.AsyncClient(transport=H3Transport(verify=verify), headers=dict(headers), timeout=timeout)
     if http == "2":

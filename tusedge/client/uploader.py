@@ -28,7 +28,7 @@ from tusedge.client.source import Source, open_source
 from tusedge.client.transport import HttpVersion, make_client
 from tusedge.protocol.constants import DIGEST_METADATA_KEY, Extension, Header
 from tusedge.protocol.metadata import format_metadata
-from tusedge.ratelimit import TokenBucket
+from tusedge.tokenbucket import TokenBucket
 
 PIECE_BYTES = 1024 * 1024
 DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024

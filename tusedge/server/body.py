@@ -19,6 +19,7 @@ from enum import Enum
 import anyio
 from starlette.requests import ClientDisconnect
 
+from tusedge.checksum import Hasher
 from tusedge.errors import (
     ContentDecodingFailed,
     ExceedsUploadLength,
@@ -27,7 +28,7 @@ from tusedge.errors import (
     UnexpectedBody,
 )
 from tusedge.locking.base import Lock
-from tusedge.storage.filestore import FileWriter, Hasher
+from tusedge.storage.filestore import FileWriter
 
 WATCH_INTERVAL_S = 0.2
 

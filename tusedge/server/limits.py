@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from tusedge.config import Settings
 from tusedge.errors import TooManyRequests
-from tusedge.ratelimit import TokenBucket
+from tusedge.tokenbucket import TokenBucket
 
 MAX_CLIENTS = 100_000
 REQUEST_BURST_S = 5.0  # a client may spend this many seconds' worth of requests at once

@@ -11,10 +11,11 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
 
+from tusedge.checksum import Hasher
 from tusedge.errors import InsufficientStorage
 from tusedge.storage import fileops
 from tusedge.storage.oserrors import storage_error
@@ -27,12 +28,6 @@ async def run_blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) 
     """Run ``func`` in a worker thread. It is not abandoned on cancellation: a write always finishes
     before the request that started it moves on, so nobody sees a half-known file state."""
     return await anyio.to_thread.run_sync(lambda: func(*args, **kwargs))
-
-
-class Hasher(Protocol):
-    def update(self, data: bytes | memoryview, /) -> None: ...
-
-    def digest(self) -> bytes: ...
 
 
 async def run_storage(upload_id: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

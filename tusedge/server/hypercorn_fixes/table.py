@@ -22,7 +22,7 @@ from typing import Any, Literal
 log = logging.getLogger("tusedge.hypercorn_fixes")
 
 REQUIRED_VERSIONS: Mapping[str, str] = {"hypercorn": "0.18.0", "aioquic": "1.7"}
-"""Distributions the patches (and ``tusedge.http3``, which reads aioquic's private fields) were written
+"""Distributions the patches (and ``tusedge.client.http3``, which reads aioquic's private fields) were written
 against: an exact version, or a ``major.minor`` prefix. pyproject.toml pins the same."""
 
 

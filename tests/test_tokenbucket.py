@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tusedge.ratelimit import TokenBucket
+from tusedge.tokenbucket import TokenBucket
 
 
 class FakeTime:
