@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from sqlalchemy import Row, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -41,7 +41,18 @@ def _info(row: Row[Any]) -> UploadInfo:
     )
 
 
-def _columns(values: dict[str, Any]) -> dict[str, Any]:
+class UploadChanges(TypedDict, total=False):
+    """The fields of an upload that ``update`` and ``claim`` may set (id, metadata, concat, parts and
+    created_at never change)."""
+
+    offset: int
+    length: int | None
+    status: Status
+    expires_at: datetime | None
+    error: str | None
+
+
+def _columns(values: UploadChanges) -> dict[str, Any]:
     return {_COLUMN.get(k, k): (v.value if isinstance(v, Status) else v) for k, v in values.items()}
 
 
@@ -93,7 +104,7 @@ class UploadRepository:
             rows = (await conn.execute(select(uploads).where(c.id.in_(upload_ids)))).all()
             return {row._mapping["id"]: _info(row) for row in rows}
 
-    async def update(self, upload_id: str, now: datetime, **values: Any) -> None:
+    async def update(self, upload_id: str, now: datetime, **values: Unpack[UploadChanges]) -> None:
         """Set fields of one upload (``offset``, ``length``, ``status``, ``expires_at``, ``error``) in one
         commit."""
         query = update(uploads).where(c.id == upload_id).values(updated_at=now, **_columns(values))
@@ -105,7 +116,7 @@ class UploadRepository:
         async with self._writing() as conn:
             await conn.execute(delete(uploads).where(c.id == upload_id))
 
-    async def claim(self, upload_id: str, now: datetime, expected: Status, **values: Any) -> bool:
+    async def claim(self, upload_id: str, now: datetime, expected: Status, **values: Unpack[UploadChanges]) -> bool:
         """Update one upload only if it is still in ``expected`` status; True if this call won."""
         query = (
             update(uploads)
@@ -116,7 +127,7 @@ class UploadRepository:
             return (await conn.execute(query)).rowcount == 1
 
     async def claim_and_retire(
-        self, upload_id: str, now: datetime, expected: Status, retire: Sequence[str], **values: Any
+        self, upload_id: str, now: datetime, expected: Status, retire: Sequence[str], **values: Unpack[UploadChanges]
     ) -> bool:
         """:meth:`claim`, and when it wins mark the uploads ``retire`` TERMINATED in the same transaction:
         a final upload becomes COMPLETE and its partial uploads tombstones at once, so no crash can leave
