@@ -16,9 +16,9 @@ from tusedge.server.hypercorn_fixes import PATCHES, Patch
 from tusedge.server.hypercorn_fixes.table import FixesMismatch, problems, verify
 
 DOCS = ROOT / "docs" / "hypercorn-fixes.md"
-# Fixes whose only effect is server CPU, with no behaviour a test can see: the batched datagram loop (issue
-# 14) replaces both, and this set goes with them.
-WITHOUT_A_TEST = {"quic-timer-rearm", "quic-timer-fired"}
+# Fixes whose only effect is server CPU, with no behaviour a test can see (none since the batched datagram
+# loop replaced quic-timer-rearm and quic-timer-fired).
+WITHOUT_A_TEST: set[str] = set()
 
 
 def test_the_installed_hypercorn_and_aioquic_are_what_every_fix_was_written_for() -> None:

@@ -18,8 +18,7 @@ from pathlib import Path
 import anyio
 
 from tusedge.errors import UploadLocked
-from tusedge.storage.filestore import run_storage
-from tusedge.threads import run_blocking
+from tusedge.storage.filestore import run_blocking, run_storage
 
 POLL_S = 0.05
 

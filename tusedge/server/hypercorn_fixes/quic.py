@@ -4,8 +4,9 @@ loop, its timers and its socket.
 * The datagram queue between the socket and the QUIC state machine held 10 packets; while the app wrote to
   disk, later packets were dropped, and QUIC's loss recovery cut throughput to a fifth. We queue
   ``DATAGRAM_QUEUE`` packets and ask for a larger socket receive buffer.
-* The timer task was cancelled and recreated after every packet sent, even when the deadline had not
-  moved; we re-arm it only when it changed.
+* The datagram loop itself is replaced (``quic_loop.py``): datagrams are routed in batches to one task
+  per connection, which alone processes that connection's events (Hypercorn's timer task and datagram
+  loop could interleave them) and sends once per batch.
 * aioquic's receive windows start at 1 MiB and double as they fill; we start them larger.
 * On shutdown the datagram loop only noticed it should stop when a packet came in, so every stop took the
   whole graceful timeout; it is now nudged until its connections are gone.
@@ -16,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from functools import partial
 from typing import Any
 
 from hypercorn.asyncio.udp_server import UDPServer
-from hypercorn.events import Closed, RawData
+from hypercorn.events import Closed
 from hypercorn.protocol.quic import QuicProtocol
 
+from tusedge.server.hypercorn_fixes.quic_loop import batched_run
 from tusedge.server.hypercorn_fixes.table import Patch
 
 KIB = 1024
@@ -45,22 +46,6 @@ def _wrap_quic_init(original: Any) -> Any:
         self.quic_config.max_stream_data = QUIC_MAX_STREAM_DATA_BYTES
 
     return __init__
-
-
-async def _send_all(self: QuicProtocol, connection: Any) -> None:
-    for data, address in connection.quic.datagrams_to_send(now=self.context.time()):
-        await self.send(RawData(data=data, address=address))
-    timer = connection.quic.get_timer()
-    if timer is not None and timer != getattr(connection, "tusedge_timer_at", None):
-        connection.tusedge_timer_at = timer
-        await connection.task.restart(self.task_group, partial(self._handle_timer, timer, connection))
-
-
-async def _handle_timer(self: QuicProtocol, timer: float, connection: Any) -> None:
-    await self.context.sleep(max(0.0, timer - self.context.time()))
-    connection.tusedge_timer_at = None  # fired: the next send_all arms whatever comes next
-    connection.quic.handle_timer(now=self.context.time())
-    await self._handle_events(connection, None)
 
 
 def _wrap_udp_init(original: Any) -> Any:
@@ -115,26 +100,20 @@ PATCHES = (
         test="tests/e2e/test_http3.py::test_quic_server_starts_with_large_receive_windows",
     ),
     Patch(
-        name="quic-timer-rearm",
-        target=QuicProtocol,
-        attribute="send_all",
-        build=lambda original: _send_all,
+        name="quic-batched-loop",
+        target=UDPServer,
+        attribute="run",
+        build=lambda original: batched_run,
         kind="replace",
-        fingerprint="57a7661daed93107",
-        reason="re-arm the connection's timer task only when its deadline moved (15% of server CPU)",
-        upstream="hypercorn 0.18.0 protocol/quic.py QuicProtocol.send_all restarts the task per send; no issue",
-        test="",
-    ),
-    Patch(
-        name="quic-timer-fired",
-        target=QuicProtocol,
-        attribute="_handle_timer",
-        build=lambda original: _handle_timer,
-        kind="replace",
-        fingerprint="bfcb2e9a9815d955",
-        reason="companion of quic-timer-rearm: a fired timer forgets its deadline",
-        upstream="hypercorn 0.18.0 protocol/quic.py QuicProtocol._handle_timer",
-        test="",
+        fingerprint="2ccffada3daf8bcc",
+        reason="route datagrams in batches to one task per connection that alone feeds QUIC, runs its timer,"
+        " delivers its events in order and sends once per batch: one connection whose app waits no longer holds up"
+        " every other HTTP/3 connection; the timer task and the datagram loop no longer deliver one connection's"
+        " events concurrently (chunks could be reordered or, re-armed mid-delivery, lost); per-datagram event"
+        " rounds no longer cost most of the CPU",
+        upstream="hypercorn 0.18.0 asyncio/udp_server.py UDPServer.run and protocol/quic.py QuicProtocol.handle,"
+        " _handle_events, send_all, _handle_timer (reimplemented in quic_loop.py); no upstream issue",
+        test="tests/e2e/test_http3_race.py::test_an_http3_request_waiting_for_its_app_holds_up_no_other_quic_connection",
     ),
     Patch(
         name="udp-queue",
