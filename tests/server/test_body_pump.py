@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.requests import ClientDisconnect
@@ -42,6 +43,14 @@ class ObservedWriter(FileWriter):
         end = self.written_end
         await super().sync()
         self.synced_end = max(self.synced_end, end)
+
+    async def write_last(
+        self, buffers: Sequence[bytes], offset: int, hasher: Hasher | None = None, trim_at: int | None = None
+    ) -> int:
+        """Write, sync and close in one call: afterwards everything written is synced."""
+        n = await super().write_last(buffers, offset, hasher, trim_at)
+        self.written_end = self.synced_end = max(self.written_end, offset + n)
+        return n
 
 
 async def _writer(tmp_path: Path, prefix: bytes = b"") -> tuple[ObservedWriter, Path]:
@@ -255,3 +264,55 @@ async def test_active_holder_keeps_the_lock_when_asked(tmp_path: Path) -> None:
     assert path.read_bytes() == data
     await lock.release()
     await (await asyncio.wait_for(waiter, 5)).release()
+
+
+async def test_a_small_body_reaches_the_disk_in_one_worker_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body that fits one batch is opened, written, synced and closed in one worker-thread call (the
+    small-upload path, docs/performance.md), and is durable when the pump returns."""
+    from tusedge.threads import run_blocking
+
+    import tusedge.storage.filestore as filestore
+    from tusedge.storage import fileops
+
+    calls: list[str] = []
+    real = run_blocking
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(func, "__name__", repr(func)))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(filestore, "run_blocking", counting)
+    store = FileStore(tmp_path / "uploads", preallocate=True)
+    store.setup()
+    await store.create(UPLOAD, 1000)
+    calls.clear()
+    writer = await store.open_writer(UPLOAD)
+    synced: list[int] = []
+
+    def sync(fd: int) -> None:
+        synced.append(fd)
+        os.fdatasync(fd)
+
+    monkeypatch.setattr(fileops, "sync", sync)
+    pump = BodyPump(writer, start=0, room=1000, buffer_bytes=64 * 1024, length=1000)
+    result = await pump.run(_chunks(DATA[:1000], [100] * 10))
+    await writer.close()
+    assert (result.end, result.ending) == (1000, Ending.COMPLETE)
+    assert len(calls) == 1 and len(synced) == 1
+    assert writer.trimmed and writer.fd is None
+    assert store.path(UPLOAD).read_bytes() == DATA[:1000]
+
+
+async def test_an_empty_body_opens_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tusedge.storage import fileops
+
+    store = FileStore(tmp_path / "uploads")
+    store.setup()
+    await store.create(UPLOAD, 10)
+    monkeypatch.setattr(fileops, "open_write", lambda path: pytest.fail("opened"))
+    writer = await store.open_writer(UPLOAD)
+    result = await BodyPump(writer, start=0, room=10, buffer_bytes=64 * 1024).run(_chunks(b"", [0]))
+    await writer.close()
+    assert (result.end, result.ending) == (0, Ending.COMPLETE)

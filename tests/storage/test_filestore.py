@@ -50,12 +50,16 @@ async def test_create_never_reuses_an_existing_file(tmp_path: Path) -> None:
 
 
 async def test_open_writer_of_missing_upload_is_upload_not_found(tmp_path: Path) -> None:
-    """STYLE habit 10: "FileNotFoundError becomes UploadNotFound inside filestore.py"."""
+    """STYLE habit 10: "FileNotFoundError becomes UploadNotFound inside filestore.py". The writer opens the
+    file in its first write (one worker call for a small body), so that is where a missing file shows."""
     store = _store(tmp_path)
-    with pytest.raises(UploadNotFound) as info:
-        await store.open_writer(UPLOAD)
-    assert info.value.status == 404
-    assert isinstance(info.value.__cause__, FileNotFoundError)
+    writer = await store.open_writer(UPLOAD)
+    for first_write in (writer.write([b"x"], 0), writer.write_last([b"x"], 0)):
+        with pytest.raises(UploadNotFound) as info:
+            await first_write
+        assert info.value.status == 404
+        assert isinstance(info.value.__cause__, FileNotFoundError)
+    await writer.close()
 
 
 async def test_truncate_of_missing_upload_is_upload_not_found(tmp_path: Path) -> None:

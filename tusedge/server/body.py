@@ -75,6 +75,7 @@ class BodyPump:
     checkpoint_bytes: int = 0
     lock: Lock | None = None
     stale_after_s: float = 2.0
+    length: int | None = None  # the upload's length: a body ending there has the file cut there (trimmed)
 
     _batch: list[bytes] = field(default_factory=list)
     _batch_size: int = 0
@@ -105,8 +106,7 @@ class BodyPump:
                 raise error
             if self._interrupted:
                 ending = Ending.INTERRUPTED
-            await self._flush()
-            await self._sync()
+            await self._finish()
         except (ExceedsUploadLength, ContentDecodingFailed):  # the body is refused: nothing of it counts
             await self._drain(ignore_errors=True)
             raise
@@ -145,6 +145,17 @@ class BodyPump:
         batch, offset = self._batch, self.start + self._written
         self._batch, self._batch_size = [], 0
         self._in_flight = asyncio.ensure_future(self.writer.write(batch, offset, self.hasher))
+
+    async def _finish(self) -> None:
+        """Write what is left and sync: the last batch in one worker call with the sync and the close."""
+        await self._drain()
+        if self._batch:
+            batch, offset = self._batch, self.start + self._written
+            self._batch, self._batch_size = [], 0
+            self._written += await self.writer.write_last(batch, offset, self.hasher, self.length)
+            self._synced = self._written
+        else:
+            await self._sync()
 
     async def _drain(self, ignore_errors: bool = False) -> None:
         task = self._in_flight

@@ -287,6 +287,7 @@ class TusService:
                 checkpoint_bytes=self.settings.commit_interval_bytes,
                 lock=lock,
                 stale_after_s=self.settings.stale_lock_s,
+                length=length,
             )
             with self.components.metrics.writing():
                 result = await pump.run(body)
@@ -304,20 +305,23 @@ class TusService:
         failure = result.error
         if failure is None and result.ending is Ending.INTERRUPTED:
             failure = UploadInterrupted()
+        trimmed = writer.trimmed and end == length
         if failure is None:
-            return await self._commit(info, end, length)
+            return await self._commit(info, end, length, trimmed)
         # All or nothing: a request answered with an error keeps only the bytes it made durable (the
         # offset moves over them), never the length it declared; with none, the upload is untouched.
         if end > info.offset:
-            await self._commit(info, end, info.length)
+            await self._commit(info, end, info.length, trimmed and length == info.length)
         raise failure
 
-    async def _commit(self, info: UploadInfo, end: int, length: int | None) -> UploadInfo:
+    async def _commit(self, info: UploadInfo, end: int, length: int | None, trimmed: bool = False) -> UploadInfo:
+        """``trimmed``: the file was already cut at ``end`` (by the body's last write)."""
         now = self.clock()
         done = length is not None and end == length
         status, expires_at = Status.ACTIVE, self._expiry(now)
         if done:
-            await self.store.truncate(info.id, end)
+            if not trimmed:
+                await self.store.truncate(info.id, end)
             expires_at = None
             declared = declared_digest(info.metadata)
             status = Status.FINISHING if declared is not None else Status.COMPLETE

@@ -40,28 +40,69 @@ async def run_storage(upload_id: str, func: Callable[P, T], *args: P.args, **kwa
 
 @dataclass(slots=True)
 class FileWriter:
-    """An open upload file. ``write`` appends a batch at a given offset (and feeds the hasher in the same
-    thread, so the digest costs no second pass); ``sync`` makes everything written so far durable."""
+    """An upload file open for writing. ``write`` puts a batch at a given offset (and feeds the hasher in the
+    same thread, so the digest costs no second pass); ``sync`` makes everything written so far durable.
+
+    Made with a ``path`` and no ``fd``, the file is opened by the first call that needs it, in that call's
+    worker thread, and :meth:`write_last` writes, syncs and closes in one: a small PATCH costs one worker
+    call instead of four (open, write, sync, close); one with an empty body costs none."""
 
     upload_id: str
-    fd: int
+    fd: int | None
     fsync: bool
+    path: str | None = None
+    trimmed: bool = False  # write_last cut the file at the upload's length
+
+    def _fd(self) -> int:
+        if self.fd is None:
+            assert self.path is not None, "this writer has been closed"
+            self.fd = fileops.open_write(self.path)
+        return self.fd
+
+    def _write(self, buffers: Sequence[bytes], offset: int, hasher: Hasher | None) -> int:
+        fd = self._fd()
+        if hasher is not None:
+            for buf in buffers:
+                hasher.update(buf)
+        return fileops.pwritev_all(fd, buffers, offset)
 
     async def write(self, buffers: Sequence[bytes], offset: int, hasher: Hasher | None = None) -> int:
+        return await run_storage(self.upload_id, self._write, buffers, offset, hasher)
+
+    async def write_last(
+        self, buffers: Sequence[bytes], offset: int, hasher: Hasher | None = None, trim_at: int | None = None
+    ) -> int:
+        """The last batch of a body: write it, make everything written durable, close the file; return the
+        bytes written. When it raises, nothing of this batch counts as written and the file stays open.
+        ``trim_at``: when the batch ends exactly there (the upload's length), the file is cut there too,
+        as :meth:`FileStore.truncate` would do for a complete upload."""
+
         def work() -> int:
-            if hasher is not None:
-                for buf in buffers:
-                    hasher.update(buf)
-            return fileops.pwritev_all(self.fd, buffers, offset)
+            written = self._write(buffers, offset, hasher)
+            fd = self._fd()
+            if self.fsync:
+                fileops.sync(fd)
+            if trim_at is not None and offset + written == trim_at:
+                os.ftruncate(fd, trim_at)
+                self.trimmed = True
+            self._close()
+            return written
 
         return await run_storage(self.upload_id, work)
 
     async def sync(self) -> None:
-        if self.fsync:
+        if self.fsync and self.fd is not None:
             await run_storage(self.upload_id, fileops.sync, self.fd)
 
+    def _close(self) -> None:
+        fd, self.fd, self.path = self.fd, None, None
+        if fd is not None:
+            fileops.close(fd)
+
     async def close(self) -> None:
-        await run_storage(self.upload_id, fileops.close, self.fd)
+        if self.fd is not None:
+            await run_storage(self.upload_id, self._close)
+        self.path = None
 
 
 class FileStore:
@@ -86,8 +127,8 @@ class FileStore:
             raise InsufficientStorage(f"the server needs {needed} free bytes for this upload")
 
     async def open_writer(self, upload_id: str) -> FileWriter:
-        fd = await run_storage(upload_id, fileops.open_write, str(self.path(upload_id)))
-        return FileWriter(upload_id, fd, self.fsync)
+        """A writer for the upload's file; the file is opened by its first write (see FileWriter)."""
+        return FileWriter(upload_id, None, self.fsync, str(self.path(upload_id)))
 
     async def remove(self, upload_id: str) -> None:
         await run_storage(upload_id, fileops.remove, str(self.path(upload_id)))
