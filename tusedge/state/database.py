@@ -22,19 +22,20 @@ def create_engine(url: str) -> AsyncEngine:
         kwargs["pool_reset_on_return"] = None
     engine = create_async_engine(url, **kwargs)
     if is_sqlite:
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            # WAL: readers never block the writer. NORMAL: a commit survives a killed process (the WAL is
-            # in the OS); a power cut may roll back the newest commits, which can only move an offset
-            # back, never ahead of the synced bytes.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     return engine
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Set on every SQLite connection (the async engine's and the state thread's, tusedge.state.sqlite)."""
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer. NORMAL: a commit survives a killed process (the WAL is
+    # in the OS); a power cut may roll back the newest commits, which can only move an offset
+    # back, never ahead of the synced bytes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
 
 
 async def create_schema(engine: AsyncEngine) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from tusedge.state.models import HookEventRow
 from tusedge.state.repository import UploadRepository
@@ -31,31 +31,30 @@ class EventOutbox:
         self.repo = repo
 
     async def add(self, event: str, now: datetime) -> None:
-        async with self.repo.writing() as conn:
-            await conn.execute(insert(events).values(event=event, created_at=now, due_at=now, attempts=0))
+        query = insert(events).values(event=event, created_at=now, due_at=now, attempts=0)
+        await self.repo.write(lambda conn: conn.execute(query))
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int = 50) -> list[PendingEvent]:
         """Events due now, each claimed for ``lease`` (others skip it meanwhile)."""
-        async with self.repo.engine.connect() as conn:
-            rows = (await conn.execute(select(events).where(e.due_at <= now).order_by(e.id).limit(limit))).all()
-        claimed = []
-        for row in rows:
-            async with self.repo.writing() as conn:
-                won = await conn.execute(
-                    update(events).where(e.id == row.id, e.due_at == row.due_at).values(due_at=now + lease)
-                )
-            if won.rowcount == 1:
-                claimed.append(PendingEvent(row.id, row.event, row.attempts, row.created_at))
-        return claimed
+        due = select(events).where(e.due_at <= now).order_by(e.id).limit(limit)
+
+        def work(conn: Connection) -> list[PendingEvent]:
+            claimed = []
+            for row in conn.execute(due).all():
+                query = update(events).where(e.id == row.id, e.due_at == row.due_at).values(due_at=now + lease)
+                if conn.execute(query).rowcount == 1:
+                    claimed.append(PendingEvent(row.id, row.event, row.attempts, row.created_at))
+            return claimed
+
+        return await self.repo.write(work)
 
     async def delivered(self, event_id: int) -> None:
-        async with self.repo.writing() as conn:
-            await conn.execute(delete(events).where(e.id == event_id))
+        query = delete(events).where(e.id == event_id)
+        await self.repo.write(lambda conn: conn.execute(query))
 
     async def retry_at(self, event_id: int, due: datetime, attempts: int) -> None:
-        async with self.repo.writing() as conn:
-            await conn.execute(update(events).where(e.id == event_id).values(due_at=due, attempts=attempts))
+        query = update(events).where(e.id == event_id).values(due_at=due, attempts=attempts)
+        await self.repo.write(lambda conn: conn.execute(query))
 
     async def pending(self) -> int:
-        async with self.repo.engine.connect() as conn:
-            return len((await conn.execute(select(e.id))).all())
+        return await self.repo.read(lambda conn: len(conn.execute(select(e.id)).all()))

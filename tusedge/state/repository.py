@@ -2,21 +2,27 @@
 
 It speaks SQLAlchemy Core on the ``uploads`` table rather than ORM sessions: each request makes a few of
 these calls, and the ORM's unit of work and identity map cost more CPU than the statements themselves
-(measured: ORM sessions were a quarter of the event loop's time at 32 concurrent small uploads)."""
+(measured: ORM sessions were a quarter of the event loop's time at 32 concurrent small uploads).
+
+Each operation is a synchronous function of a ``Connection``, run whole in one place: on SQLite on the
+process's state thread (tusedge.state.sqlite: one hop per operation instead of aiosqlite's hops per
+statement), on PostgreSQL through asyncpg with ``run_sync``."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypedDict, Unpack, cast
+from typing import Any, TypedDict, TypeVar, Unpack, cast
 
-from sqlalchemy import Row, Table, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, Row, Table, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
+from tusedge.state import sqlite
+from tusedge.state.database import sqlite_pragmas
 from tusedge.state.models import UploadRow
+
+T = TypeVar("T")
 
 uploads: Table = cast(Table, UploadRow.__table__)
 c = uploads.c
@@ -59,23 +65,30 @@ def _columns(values: UploadChanges) -> dict[str, Any]:
 class UploadRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # SQLite has one writer at a time. Concurrent write transactions from our own pool would meet
-        # SQLITE_BUSY and sleep in its busy handler (1, 2, 5 ... 100 ms steps): at 32 concurrent uploads
-        # that capped us near 60 uploads/s. Queueing our own writes here costs nothing; other processes
-        # (--workers) still meet the busy handler, but only with each other.
-        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._is_sqlite = engine.dialect.name == "sqlite"
+        self._thread: sqlite.SQLiteThread | None = None
 
-    def writing(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        """A write transaction, queued behind this process's other writes on SQLite (for other stores
-        that share the engine, e.g. the hook outbox)."""
-        return self._writing()
+    def _sqlite(self) -> sqlite.SQLiteThread:
+        thread = self._thread
+        if thread is None or thread.closed:  # (a disposed engine may be used again)
+            thread = self._thread = sqlite.thread_for(self.engine, sqlite_pragmas)
+        return thread
 
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncConnection]:
-        async with contextlib.AsyncExitStack() as stack:
-            if self._write_lock is not None:
-                await stack.enter_async_context(self._write_lock)
-            yield await stack.enter_async_context(self.engine.begin())
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(connection)`` for reading (also for other stores that share the database: the hook
+        outbox)."""
+        if self._is_sqlite:
+            return await self._sqlite().read(fn)
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(fn)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(connection)`` in one write transaction: committed when it returns, rolled back when it
+        raises. On SQLite this process's writes queue on one thread (one writer at a time)."""
+        if self._is_sqlite:
+            return await self._sqlite().write(fn)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn)
 
     async def create(self, info: UploadInfo) -> None:
         row = {
@@ -91,30 +104,36 @@ class UploadRepository:
             "expires_at": info.expires_at,
             "error": info.error,
         }
-        async with self._writing() as conn:
-            await conn.execute(insert(uploads).values(row))
+        query = insert(uploads).values(row)
+        await self.write(lambda conn: conn.execute(query))
 
     async def get(self, upload_id: str) -> UploadInfo | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(uploads).where(c.id == upload_id))).first()
+        query = select(uploads).where(c.id == upload_id)
+
+        def work(conn: Connection) -> UploadInfo | None:
+            row = conn.execute(query).first()
             return None if row is None else _info(row)
 
+        return await self.read(work)
+
     async def get_many(self, upload_ids: list[str]) -> dict[str, UploadInfo]:
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(uploads).where(c.id.in_(upload_ids)))).all()
-            return {row._mapping["id"]: _info(row) for row in rows}
+        query = select(uploads).where(c.id.in_(upload_ids))
+
+        def work(conn: Connection) -> dict[str, UploadInfo]:
+            return {row._mapping["id"]: _info(row) for row in conn.execute(query)}
+
+        return await self.read(work)
 
     async def update(self, upload_id: str, now: datetime, **values: Unpack[UploadChanges]) -> None:
         """Set fields of one upload (``offset``, ``length``, ``status``, ``expires_at``, ``error``) in one
         commit."""
         query = update(uploads).where(c.id == upload_id).values(updated_at=now, **_columns(values))
-        async with self._writing() as conn:
-            await conn.execute(query)
+        await self.write(lambda conn: conn.execute(query))
 
     async def delete(self, upload_id: str) -> None:
         """Forget one upload at once, leaving no tombstone (an upload whose creation failed)."""
-        async with self._writing() as conn:
-            await conn.execute(delete(uploads).where(c.id == upload_id))
+        query = delete(uploads).where(c.id == upload_id)
+        await self.write(lambda conn: conn.execute(query))
 
     async def claim(self, upload_id: str, now: datetime, expected: Status, **values: Unpack[UploadChanges]) -> bool:
         """Update one upload only if it is still in ``expected`` status; True if this call won."""
@@ -123,8 +142,7 @@ class UploadRepository:
             .where(c.id == upload_id, c.status == expected.value)
             .values(updated_at=now, **_columns(values))
         )
-        async with self._writing() as conn:
-            return (await conn.execute(query)).rowcount == 1
+        return await self.write(lambda conn: conn.execute(query).rowcount == 1)
 
     async def claim_and_retire(
         self, upload_id: str, now: datetime, expected: Status, retire: Sequence[str], **values: Unpack[UploadChanges]
@@ -137,16 +155,20 @@ class UploadRepository:
             .where(c.id == upload_id, c.status == expected.value)
             .values(updated_at=now, **_columns(values))
         )
-        async with self._writing() as conn:
-            if (await conn.execute(query)).rowcount != 1:
+        retiring = (
+            update(uploads)
+            .where(c.id.in_(list(retire)))
+            .values(updated_at=now, status=Status.TERMINATED.value, expires_at=None)
+        )
+
+        def work(conn: Connection) -> bool:
+            if conn.execute(query).rowcount != 1:
                 return False
             if retire:
-                await conn.execute(
-                    update(uploads)
-                    .where(c.id.in_(list(retire)))
-                    .values(updated_at=now, status=Status.TERMINATED.value, expires_at=None)
-                )
+                conn.execute(retiring)
             return True
+
+        return await self.write(work)
 
     async def listing(
         self, statuses: Sequence[Status], updated_before: datetime | None = None, limit: int = 1000
@@ -157,41 +179,37 @@ class UploadRepository:
         if updated_before is not None:
             query = query.where(c.updated_at < updated_before)
         query = query.order_by(c.updated_at, c.id).limit(limit)
-        async with self.engine.connect() as conn:
-            return [(_info(row), row._mapping["updated_at"]) for row in await conn.execute(query)]
+        return await self.read(lambda conn: [(_info(row), row._mapping["updated_at"]) for row in conn.execute(query)])
 
     async def updated_at(self, upload_id: str) -> datetime | None:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(select(c.updated_at).where(c.id == upload_id))).scalar()
+        query = select(c.updated_at).where(c.id == upload_id)
+        return await self.read(lambda conn: conn.execute(query).scalar())
 
     async def with_status(self, status: Status) -> list[UploadInfo]:
-        async with self.engine.connect() as conn:
-            return [_info(row) for row in await conn.execute(select(uploads).where(c.status == status.value))]
+        query = select(uploads).where(c.status == status.value)
+        return await self.read(lambda conn: [_info(row) for row in conn.execute(query)])
 
     async def expired(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of active uploads whose expiry has passed."""
         query = select(c.id).where(c.status == Status.ACTIVE.value, c.expires_at <= now).limit(limit)
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).scalars())
+        return await self.read(lambda conn: list(conn.execute(query).scalars()))
 
     async def finals_waiting_for(self, part_id: str) -> list[UploadInfo]:
         """Unfinished final uploads that name ``part_id`` (concatenation-unfinished)."""
         query = select(uploads).where(
             c.concat == ConcatKind.FINAL.value, c.status == Status.ACTIVE.value, c.parts.contains(part_id)
         )
-        async with self.engine.connect() as conn:
-            return [_info(row) for row in await conn.execute(query)]
+        return await self.read(lambda conn: [_info(row) for row in conn.execute(query)])
 
     async def tombstones(self, before: datetime, limit: int = 1000) -> list[str]:
         """Ids of terminated and expired uploads last touched before ``before``."""
         query = select(c.id).where(_tombstone, c.updated_at < before).limit(limit)
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).scalars())
+        return await self.read(lambda conn: list(conn.execute(query).scalars()))
 
     async def purge_tombstones(self, before: datetime) -> int:
         """Forget terminated and expired uploads last touched before ``before``; they then answer 404."""
-        async with self._writing() as conn:
-            return (await conn.execute(delete(uploads).where(_tombstone, c.updated_at < before))).rowcount
+        query = delete(uploads).where(_tombstone, c.updated_at < before)
+        return await self.write(lambda conn: conn.execute(query).rowcount)
 
 
 _tombstone = c.status.in_([Status.TERMINATED.value, Status.EXPIRED.value])

@@ -13,21 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-import anyio.to_thread
-
 from tusedge.checksum import Hasher
 from tusedge.errors import InsufficientStorage
 from tusedge.storage import fileops
 from tusedge.storage.oserrors import storage_error
+from tusedge.threads import run_blocking
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-async def run_blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run ``func`` in a worker thread. It is not abandoned on cancellation: a write always finishes
-    before the request that started it moves on, so nobody sees a half-known file state."""
-    return await anyio.to_thread.run_sync(lambda: func(*args, **kwargs))
 
 
 async def run_storage(upload_id: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -1,0 +1,160 @@
+"""SQLite state on one dedicated thread: a whole repository operation is one hop to it.
+
+Through aiosqlite every statement is several hops to its connection's thread (cursor, execute, fetch,
+close: a queue put and a condition wake-up each, on the event loop), so one repository call cost 4-5
+hops and a small upload ~20. Here a repository operation is a plain function of a synchronous SQLAlchemy
+``Connection`` (pysqlite: the same sqlite3 module aiosqlite wraps, the same dialect and column types),
+run on the one thread that owns the connection: one hop there and one wake-up back. That thread is also
+this process's only SQLite writer, so our own writes queue there and never meet each other's
+``SQLITE_BUSY`` (other processes — ``--workers`` — still go through SQLite's busy handler).
+
+The async engine (aiosqlite) stays for the cold paths: creating the schema, the readiness ping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
+
+_Job = tuple[Callable[[Connection], Any], bool, asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+
+class SQLiteThread:
+    """One thread, one connection; ``await read(fn)`` / ``await write(fn)`` run ``fn(connection)`` there,
+    a write in one transaction (committed when ``fn`` returns, rolled back when it raises)."""
+
+    def __init__(self, url: str, pragmas: Callable[[Any, Any], None]) -> None:
+        self.engine: Engine = create_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None)
+        event.listen(self.engine, "connect", pragmas)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        return await self._submit(fn, False)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        return await self._submit(fn, True)
+
+    async def _submit(self, fn: Callable[[Connection], T], write: bool) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the state database is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tusedge-sqlite", daemon=True)
+                self._thread.start()
+        self._jobs.put((fn, write, future, loop))
+        # Not abandoned on cancellation: a commit in flight finishes before the caller moves on.
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            while not future.done():
+                try:
+                    await asyncio.wait((future,))
+                except asyncio.CancelledError:
+                    continue
+            if not future.cancelled():
+                future.exception()
+            raise
+
+    def _run(self) -> None:
+        conn: Connection | None = None
+        jobs = self._jobs
+        while True:
+            job = jobs.get()
+            if job is None:
+                break
+            fn, write, future, loop = job
+            try:
+                if conn is None:
+                    conn = self.engine.connect()
+                try:
+                    result: Any = fn(conn)
+                except BaseException:
+                    conn.rollback()
+                    raise
+                if write:
+                    conn.commit()
+                else:
+                    conn.rollback()  # ends SQLAlchemy's autobegun transaction (pysqlite began none for a SELECT)
+            except BaseException as exc:
+                _deliver(loop, future, None, exc)
+            else:
+                _deliver(loop, future, result, None)
+            del job, fn, future, loop
+        if conn is not None:
+            conn.close()
+        self.engine.dispose()
+
+    def close(self) -> None:
+        """Let the thread finish the queued operations, then close its connection (does not wait)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            started = self._thread is not None
+        if started:
+            self._jobs.put(None)
+        else:
+            self.engine.dispose()
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, exc: BaseException | None
+) -> None:
+    try:
+        loop.call_soon_threadsafe(_set, future, result, exc)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass
+
+
+def _set(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+_threads: weakref.WeakKeyDictionary[Engine, SQLiteThread] = weakref.WeakKeyDictionary()
+_listening: weakref.WeakSet[Engine] = weakref.WeakSet()
+_threads_lock = threading.Lock()
+
+
+def thread_for(engine: AsyncEngine, pragmas: Callable[[Any, Any], None]) -> SQLiteThread:
+    """The one SQLite thread of ``engine``'s database in this process (shared by every repository made
+    on that engine), closed when the engine is disposed."""
+    sync_engine = engine.sync_engine
+    with _threads_lock:
+        thread = _threads.get(sync_engine)
+        if thread is None:
+            thread = SQLiteThread(engine.url.set(drivername="sqlite+pysqlite").render_as_string(False), pragmas)
+            _threads[sync_engine] = thread
+            if sync_engine not in _listening:
+                _listening.add(sync_engine)
+                event.listen(sync_engine, "engine_disposed", _close)
+        return thread
+
+
+def _close(sync_engine: Engine) -> None:
+    with _threads_lock:
+        thread = _threads.pop(sync_engine, None)
+    if thread is not None:
+        thread.close()
