@@ -121,7 +121,9 @@ class Settings:
     )
     certfile: str = field(default="", metadata=_help("TLS certificate (PEM); enables HTTPS and HTTP/2"))
     keyfile: str = field(default="", metadata=_help("TLS private key (PEM)"))
-    http3: bool = field(default=False, metadata=_help("also serve HTTP/3 over QUIC (needs TLS and one worker)"))
+    http3: bool = field(
+        default=False, metadata=_help("also serve HTTP/3 over QUIC (needs TLS; with workers, one UDP socket each)")
+    )
     trust_proxy: bool = field(
         default=False, metadata=_help("trust X-Forwarded-Proto/-Host from a reverse proxy in front")
     )
@@ -172,10 +174,6 @@ class Settings:
             raise SettingsError("certfile and keyfile go together")
         if self.http3 and not self.certfile:
             raise SettingsError("http3 needs certfile and keyfile (QUIC always uses TLS)")
-        if self.http3 and self.workers > 1:
-            # Hypercorn hands one UDP socket to every worker and the kernel gives each datagram to any of
-            # them, so a QUIC connection's packets would be scattered over processes sharing no state.
-            raise SettingsError("http3 needs workers = 1 (QUIC connections cannot be shared by processes)")
         for name in (
             "expiry_s",
             "lock_timeout_s",
