@@ -92,6 +92,13 @@ class Settings:
         default=60.0,
         metadata=_help("an idle client connection is closed after this long (clients pause between requests)"),
     )
+    header_timeout_s: float = field(
+        default=10.0,
+        metadata=_help(
+            "a request's headers must arrive within this long of their first byte, else 408 (80 KiB take"
+            " under 1 s at 1 Mbit/s); 0: no limit"
+        ),
+    )
     commit_interval_bytes: int = field(
         default=64 * MIB, metadata=_help("during a long PATCH, make received bytes durable this often")
     )
@@ -179,6 +186,7 @@ class Settings:
             "lock_timeout_s",
             "stale_lock_s",
             "keep_alive_s",
+            "header_timeout_s",
             "finish_wait_s",
             "reaper_interval_s",
             "hook_timeout_s",

@@ -26,7 +26,7 @@ from tusedge.server.components import build_components, started
 from tusedge.server.drain import Drain, DrainGate, drain_on_sigterm
 from tusedge.server.health import Health, ping_engine
 from tusedge.server.metrics import RequestMetrics
-from tusedge.server.middleware import MethodOverride, RequestHeaderCheck, TusResumableHeader
+from tusedge.server.middleware import MethodOverride, RequestFraming, RequestHeaderCheck, TusResumableHeader
 from tusedge.server.reaper import run_reaper
 from tusedge.server.responses import handle_tus_error, handle_unexpected
 from tusedge.server.routes import TusEndpoints
@@ -99,6 +99,7 @@ def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette
         Middleware(MethodOverride),
         Middleware(RequestMetrics, metrics=metrics),
         Middleware(TusResumableHeader),
+        Middleware(RequestFraming),
         Middleware(RequestHeaderCheck),
         Middleware(DrainGate, drain=drain),
     ]

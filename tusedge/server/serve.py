@@ -18,6 +18,7 @@ from hypercorn.run import run
 from starlette.types import ASGIApp
 
 from tusedge.config import Settings
+from tusedge.protocol.metadata import MAX_REQUEST_HEAD_BYTES
 from tusedge.server import hypercorn_fixes
 from tusedge.server.hypercorn_fixes.h2 import H2_MAX_FRAME_BYTES
 from tusedge.server.metrics import prepare_multiprocess
@@ -51,6 +52,13 @@ def hypercorn_config(settings: Settings) -> Config:
         config.worker_class = "uvloop"
     except ImportError:
         config.worker_class = "asyncio"
+    # One limit for a request's head, however it arrives (docs/configuration.md): h11 refuses a head that
+    # is still incomplete past it, RequestFraming one that arrived whole. HTTP/2 counts 32 bytes more per
+    # header (RFC 9113 6.5.2), so it advertises room for those and the app answers 431 past the limit.
+    config.h11_max_incomplete_size = MAX_REQUEST_HEAD_BYTES
+    config.h2_max_header_list_size = MAX_REQUEST_HEAD_BYTES + 16 * 1024
+    # Read by hypercorn_fixes.tcp: a request's head must arrive within this long of its first byte.
+    config.tusedge_header_timeout_s = settings.header_timeout_s  # type: ignore[attr-defined]
     # Hypercorn reads it for h2's frame size limit; hypercorn_fixes.h2 also advertises it, with the windows.
     config.h2_max_inbound_frame_size = H2_MAX_FRAME_BYTES
     if settings.certfile:
