@@ -99,6 +99,16 @@ class Settings:
             " under 1 s at 1 Mbit/s); 0: no limit"
         ),
     )
+    min_body_rate: int = field(
+        default=1024,
+        metadata=_help(
+            "bytes/s a request body must keep up over every --min-body-rate-window-s, else it is cut (what"
+            " arrived is kept) and answered 408; 0: no minimum"
+        ),
+    )
+    min_body_rate_window_s: float = field(
+        default=30.0, metadata=_help("the window over which --min-body-rate is measured")
+    )
     commit_interval_bytes: int = field(
         default=64 * MIB, metadata=_help("during a long PATCH, make received bytes durable this often")
     )
@@ -187,6 +197,7 @@ class Settings:
             "stale_lock_s",
             "keep_alive_s",
             "header_timeout_s",
+            "min_body_rate_window_s",
             "finish_wait_s",
             "reaper_interval_s",
             "hook_timeout_s",
@@ -195,6 +206,10 @@ class Settings:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise SettingsError(f"{name} must be a finite, not negative number")
+        if self.min_body_rate < 0:
+            raise SettingsError("min_body_rate must not be negative")
+        if self.min_body_rate and self.min_body_rate_window_s <= 0:
+            raise SettingsError("min_body_rate_window_s must be above 0")
         if self.reaper_interval_s <= 0:
             raise SettingsError("reaper_interval_s must be above 0")
         if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgres")):

@@ -3,17 +3,23 @@ and the answers the HTTP layer gives on its own reach the client before the conn
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import httpx
 import pytest
-from rawhttp import RawRequest, RawResponse
+from rawhttp import OCTETS, TUS, RawRequest, RawResponse, create_upload, head_offset
 from server_process import ServerFactory, ServerProcess
+from tls_servers import https_server
 
+from tusedge.client.http3 import H3Transport
 from tusedge.protocol.metadata import MAX_REQUEST_HEAD_BYTES
+from tusedge.tls import ssl_context_for
 
 KIB = 1024
 RELEASE_S = 1.0  # closed peers are released within a second
@@ -181,3 +187,92 @@ def test_a_head_trickled_slower_than_the_header_timeout_gets_408(server_factory:
         assert answer is not None and answer.status == 408, "no 408 while the head trickled"
         assert "did not arrive in time" in answer.body.decode()
         assert time.monotonic() - start < 10
+
+
+SLOW_FLAGS = ("--min-body-rate", "1024", "--min-body-rate-window-s", "2")
+
+
+def trickle_until_answered(sock: socket.socket, limit_s: float = 15) -> tuple[RawResponse | None, int]:
+    """Send one byte a second until the server answers; returns the answer and the bytes trickled."""
+    sent = 0
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        try:
+            sock.sendall(b"x")
+            sent += 1
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        sock.settimeout(1.0)
+        try:
+            return response_on(sock), sent
+        except TimeoutError:
+            continue
+    return None, sent
+
+
+def test_a_body_slower_than_the_minimum_rate_is_cut_and_what_arrived_is_kept(server_factory: ServerFactory) -> None:
+    """--min-body-rate: a PATCH body trickled at 1 byte/s is answered 408 once it has been below the rate for a
+    window; the bytes that arrived are committed as after a disconnect (HEAD gives them), and the upload's lock
+    is released: the next PATCH from that offset succeeds at once."""
+    server = server_factory(*SLOW_FLAGS)
+    url = create_upload(server.url, 1000)
+    with connect(server.port) as sock:
+        path = url.removeprefix(server.origin)
+        sock.sendall(
+            f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nTus-Resumable: 1.0.0\r\n"
+            "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 1000\r\n\r\n".encode()
+            + b"x" * 100
+        )
+        answer, trickled = trickle_until_answered(sock)
+        assert answer is not None and answer.status == 408, "the trickled body was never cut"
+        assert "slower than 1024 bytes/s" in answer.body.decode()
+        assert answer.headers["connection"] == "close"
+    offset = head_offset(url)
+    assert 100 <= offset <= 100 + trickled
+    rest = httpx.patch(url, content=b"y" * (1000 - offset), headers={**OCTETS, "Upload-Offset": str(offset)})
+    assert rest.status_code == 204 and rest.headers["Upload-Offset"] == "1000"
+
+
+@pytest.mark.parametrize("http", ["h2", "h3"])
+async def test_the_minimum_body_rate_holds_over_http2_and_http3(
+    server_factory: ServerFactory, tmp_path: Path, http: str
+) -> None:
+    """The rate is enforced above the transport: an HTTP/2 or HTTP/3 stream trickled at 1 byte/s is cut too."""
+    server, certfile = https_server(server_factory, tmp_path, *SLOW_FLAGS, *(["--http3"] if http == "h3" else []))
+    if http == "h3":
+        client = httpx.AsyncClient(transport=H3Transport(verify=str(certfile)), timeout=60)
+    else:
+        client = httpx.AsyncClient(http1=False, http2=True, verify=ssl_context_for(certfile), timeout=60)
+    async with client:
+        created = await client.post(server.url, headers={**TUS, "Upload-Length": "1000"})
+        assert created.http_version == ("HTTP/3" if http == "h3" else "HTTP/2")
+        url = created.headers["Location"]
+
+        async def trickle() -> AsyncIterator[bytes]:
+            yield b"x" * 100
+            for _ in range(30):
+                await asyncio.sleep(1)
+                yield b"x"
+
+        def answered_408() -> bool:
+            return any('"method":"PATCH"' in line and '"status":408' in line and f'"http":"{http}"' in line
+                       for line in server.log)  # fmt: skip
+
+        start = time.monotonic()
+        patching = asyncio.create_task(client.patch(url, content=trickle(), headers={**OCTETS, "Upload-Offset": "0"}))
+        # httpx reads the answer only once it has sent the whole body; the server's access log shows the cut.
+        while not answered_408():
+            assert time.monotonic() - start < 15, "the trickled HTTP/2 body was never cut"
+            await asyncio.sleep(0.05)
+        head = await client.head(url, headers=TUS)
+        assert 100 <= int(head.headers["Upload-Offset"]) <= 100 + int(time.monotonic() - start) + 1
+        patching.cancel()
+
+
+def test_a_body_the_server_itself_reads_slowly_is_not_cut(server_factory: ServerFactory) -> None:
+    """The minimum rate counts only time spent waiting for the client: an upload held below the rate by the
+    server's own --client-bandwidth-bytes cap is never cut."""
+    server = server_factory(*SLOW_FLAGS, "--client-bandwidth-bytes", "512")
+    url = create_upload(server.url, 3 * KIB)
+    answer = httpx.patch(url, content=b"z" * 3 * KIB, headers={**OCTETS, "Upload-Offset": "0"}, timeout=30)
+    assert answer.status_code == 204 and answer.headers["Upload-Offset"] == str(3 * KIB)

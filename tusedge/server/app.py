@@ -22,6 +22,7 @@ from tusedge.config import Settings
 from tusedge.errors import TusError
 from tusedge.protocol.constants import EXPOSED_HEADERS
 from tusedge.server.access_log import access_log_middleware
+from tusedge.server.bodyrate import MinimumBodyRate
 from tusedge.server.components import build_components, started
 from tusedge.server.drain import Drain, DrainGate, drain_on_sigterm
 from tusedge.server.health import Health, ping_engine
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette
         Middleware(TusResumableHeader),
         Middleware(RequestFraming),
         Middleware(RequestHeaderCheck),
+        Middleware(MinimumBodyRate, rate=settings.min_body_rate, window_s=settings.min_body_rate_window_s),
         Middleware(DrainGate, drain=drain),
     ]
     routes = endpoints.routes() + health.routes()
