@@ -87,6 +87,14 @@ class Settings:
     client_bandwidth_bytes: int = field(
         default=0, metadata=_help("upload bytes per second per client address, all its uploads together; 0: no limit")
     )
+    client_max_connections: int = field(
+        default=0,
+        metadata=_help("open connections per client address; past it 429 and the connection closes; 0: no limit"),
+    )
+    client_max_uploads: int = field(
+        default=0,
+        metadata=_help("request bodies in progress per client address; past it 429 before any lock; 0: no limit"),
+    )
     metrics: bool = field(default=True, metadata=_help("serve Prometheus metrics at /metrics"))
     keep_alive_s: float = field(
         default=60.0,
@@ -206,6 +214,8 @@ class Settings:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise SettingsError(f"{name} must be a finite, not negative number")
+        if self.client_max_connections < 0 or self.client_max_uploads < 0:
+            raise SettingsError("client_max_connections and client_max_uploads must not be negative")
         if self.min_body_rate < 0:
             raise SettingsError("min_body_rate must not be negative")
         if self.min_body_rate and self.min_body_rate_window_s <= 0:

@@ -233,6 +233,30 @@ class TooManyRequests(TusError):
     default_message = "too many requests from this client; retry later"
 
 
+class TooManyConnections(TooManyRequests):
+    """A client address has more connections open than --client-max-connections: this one is closed."""
+
+    code = "ERR_TOO_MANY_CONNECTIONS"
+    default_message = "this client address has too many connections open"
+    close_connection = True
+
+
+class TooManyUploads(TooManyRequests):
+    """A client address has --client-max-uploads request bodies in progress already."""
+
+    code = "ERR_TOO_MANY_UPLOADS"
+    default_message = "this client address has too many uploads in progress; retry when one has finished"
+
+
+class DescriptorsRunningOut(TusError):
+    """Fewer file descriptors are free than the reserve: new connections are answered and closed."""
+
+    status = 503
+    code = "ERR_OUT_OF_DESCRIPTORS"
+    default_message = "the server is running out of file descriptors; retry shortly"
+    close_connection = True
+
+
 class ServerBusy(TusError):
     """The node is at a capacity limit (e.g. every lock connection to PostgreSQL is in use)."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import resource
 import socket
 import subprocess
 import time
@@ -276,3 +278,127 @@ def test_a_body_the_server_itself_reads_slowly_is_not_cut(server_factory: Server
     url = create_upload(server.url, 3 * KIB)
     answer = httpx.patch(url, content=b"z" * 3 * KIB, headers={**OCTETS, "Upload-Offset": "0"}, timeout=30)
     assert answer.status_code == 204 and answer.headers["Upload-Offset"] == str(3 * KIB)
+
+
+def options_on(sock: socket.socket, port: int) -> RawResponse:
+    sock.sendall(f"OPTIONS /files/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    return response_on(sock)
+
+
+def test_a_client_past_its_connection_cap_gets_429(server_factory: ServerFactory) -> None:
+    """--client-max-connections: the connections of one address past the cap are answered 429 with the reason
+    and closed; those within it go on being served, and once one closes a new one is served again."""
+    server = server_factory("--client-max-connections", "3")
+    port = server.port
+    kept = [connect(port) for _ in range(3)]
+    try:
+        for sock in kept:
+            assert options_on(sock, port).status == 204
+        with connect(port) as extra:
+            answer = options_on(extra, port)
+            assert answer.status == 429 and answer.headers["connection"] == "close"
+            assert "4 connections open; the limit is 3" in answer.body.decode()
+            assert closed_by_server(extra)
+        assert all(options_on(sock, port).status == 204 for sock in kept)  # the first three are untouched
+        kept.pop().close()
+        wait_for_close_wait(port, 0, RELEASE_S)
+        deadline = time.monotonic() + 5
+        while True:  # the server notices the close at once; poll until it has
+            with connect(port) as again:
+                if options_on(again, port).status == 204:
+                    break
+            assert time.monotonic() < deadline, "a connection closed but its place was not given back"
+    finally:
+        for sock in kept:
+            sock.close()
+
+
+def test_a_client_past_its_upload_cap_gets_429_before_any_lock(server_factory: ServerFactory) -> None:
+    """--client-max-uploads: with one body in progress, the same address's next upload request is answered 429
+    at once with the reason (it takes no lock and reads nothing); HEAD is not an upload and is served."""
+    server = server_factory("--client-max-uploads", "1")
+    first = create_upload(server.url, 1000)
+    second = create_upload(server.url, 1000)
+    with connect(server.port) as sock:
+        path = first.removeprefix(server.origin)
+        sock.sendall(
+            f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nTus-Resumable: 1.0.0\r\n"
+            "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 1000\r\n\r\n".encode()
+            + b"x" * 10
+        )
+        poll_offset_on_disk = time.monotonic() + 10
+        while True:  # the first body is in progress once the server has taken its first bytes
+            refused = httpx.patch(second, content=b"y" * 10, headers={**OCTETS, "Upload-Offset": "0"})
+            if refused.status_code == 429:
+                break
+            assert refused.status_code == 204, refused.text  # the first had not started yet
+            assert time.monotonic() < poll_offset_on_disk
+            second = create_upload(server.url, 1000)
+        assert "1 uploads in progress; the limit is 1" in refused.text
+        assert head_offset(second) == 0
+        sock.sendall(b"x" * 990)
+        assert response_on(sock).status == 204
+    done = httpx.patch(second, content=b"y" * 1000, headers={**OCTETS, "Upload-Offset": "0"})
+    assert done.status_code == 204
+
+
+def open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def nofile_limits(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no Max open files line")
+
+
+def test_the_server_raises_its_descriptor_limit_to_the_hard_limit(server_factory: ServerFactory) -> None:
+    """At start the server raises its soft RLIMIT_NOFILE to the hard limit, and says so."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))  # the server inherits it
+    try:
+        server = server_factory()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert nofile_limits(server.pid) == (hard, hard)
+    if low < hard:
+        assert any(f"RLIMIT_NOFILE soft) from {low} to {hard}" in line for line in server.log), server.log
+
+
+def test_connections_get_503_with_a_reason_before_descriptors_run_out(tusedge_server: ServerProcess) -> None:
+    """With few descriptors left (the limit lowered under the running server with prlimit), new connections
+    are answered 503 with the reason and closed while a reserve is still free, instead of the server failing
+    to accept them (clients waiting in the listen queue, nothing logged); once connections close, new ones
+    are served again."""
+    port, pid = tusedge_server.port, tusedge_server.pid
+    limit = open_descriptors(pid) + 60  # the reserve is 32 of these
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={limit}:{limit}"], check=True)
+    held: list[socket.socket] = []
+    refused = None
+    try:
+        for _ in range(60):
+            sock = connect(port)
+            sock.settimeout(5)  # a connection the server could not accept would hang here
+            held.append(sock)
+            answer = options_on(sock, port)
+            if answer.status == 503:
+                refused = answer
+                break
+            assert answer.status == 204
+        assert refused is not None, "no 503 before the descriptors ran out"
+        assert "running out of file descriptors" in refused.body.decode()
+        assert refused.headers["connection"] == "close"
+        assert any("file descriptors run short" in line for line in tusedge_server.log)
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for_close_wait(port, 0, RELEASE_S)
+    deadline = time.monotonic() + 5
+    while True:
+        with connect(port) as sock:
+            if options_on(sock, port).status == 204:
+                break
+        assert time.monotonic() < deadline, "still refused after the connections closed"

@@ -61,6 +61,9 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.MalformedRequest: (400, "ERR_MALFORMED_REQUEST"),
     errors.RequestHeadTooLarge: (431, "ERR_HEADERS_TOO_LARGE"),
     errors.RequestTimeout: (408, "ERR_REQUEST_TIMEOUT"),
+    errors.TooManyConnections: (429, "ERR_TOO_MANY_CONNECTIONS"),
+    errors.TooManyUploads: (429, "ERR_TOO_MANY_UPLOADS"),
+    errors.DescriptorsRunningOut: (503, "ERR_OUT_OF_DESCRIPTORS"),
 }
 
 

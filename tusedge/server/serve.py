@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from tusedge.config import Settings
 from tusedge.protocol.metadata import MAX_REQUEST_HEAD_BYTES
 from tusedge.server import hypercorn_fixes
+from tusedge.server.connections import raise_nofile_limit
 from tusedge.server.hypercorn_fixes.h2 import H2_MAX_FRAME_BYTES
 from tusedge.server.metrics import prepare_multiprocess
 from tusedge.server.workers import run_workers
@@ -142,6 +143,10 @@ def serve(settings: Settings) -> int:
     except hypercorn_fixes.FixesMismatch as exc:
         print(f"tusedge: {exc}", file=sys.stderr)
         return 2
+    before, after = raise_nofile_limit()  # inherited by the worker processes
+    if after != before:
+        print(f"tusedge: raised the file descriptor limit (RLIMIT_NOFILE soft) from {before} to {after}",
+              file=sys.stderr)  # fmt: skip
     asyncio.run(_prepare(settings))
     os.environ["TUSEDGE_SETTINGS_JSON"] = settings.to_json()
     metrics_dir = prepare_multiprocess() if settings.workers > 1 and settings.metrics else None

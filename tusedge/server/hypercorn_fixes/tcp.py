@@ -14,6 +14,10 @@
   its connection until ``--keep-alive-s`` had passed with no byte at all. Once the first byte of a request
   has arrived, the whole head must arrive within ``--header-timeout-s``, else 408 and the connection
   closes.
+* Hypercorn tells the app nothing about connections. Each connection is registered in the app's
+  :class:`~tusedge.server.connections.ConnectionTable` (from the lifespan state) for as long as it is open,
+  and its record rides in every request's ``scope["state"]``: the per-client connection cap and the file
+  descriptor reserve answer from there.
 """
 
 from __future__ import annotations
@@ -152,6 +156,26 @@ async def _read_data(self: TCPServer) -> None:
     await self.protocol.handle(Closed())
 
 
+def _wrap_run(original: Any) -> Any:
+    async def run(self: TCPServer) -> None:
+        from tusedge.server.connections import CONNECTION_KEY, STATE_KEY, ConnectionTable
+
+        table = self.state.get(STATE_KEY) if isinstance(self.state, dict) else None
+        if not isinstance(table, ConnectionTable):
+            await original(self)
+            return
+        sock = self.writer.get_extra_info("socket")
+        peer = self.writer.get_extra_info("peername")
+        connection = table.open(str(peer[0]) if peer else "?", sock.fileno() if sock is not None else -1)
+        self.state = {**self.state, CONNECTION_KEY: connection}
+        try:
+            await original(self)
+        finally:
+            table.close(connection)
+
+    return run
+
+
 def _wrap_read_data(original: Any) -> Any:
     async def _read_data(self: TCPServer) -> None:
         await original(self)
@@ -188,6 +212,18 @@ PATCHES = (
         upstream="hypercorn 0.18.0 asyncio/tcp_server.py TCPServer._read_data ends on EOF but run() then waits"
         " for the idle task (keep_alive_timeout) in its task group; no upstream issue",
         test="tests/e2e/test_connection_hygiene.py::test_a_departed_client_is_released_at_once",
+    ),
+    Patch(
+        name="tcp-connection-table",
+        target=TCPServer,
+        attribute="run",
+        build=_wrap_run,
+        kind="wrap",
+        fingerprint="9437d01a916d887b",
+        reason="each connection is registered with the app while it is open (per-client connection cap, the"
+        " file descriptor reserve's 503)",
+        upstream="hypercorn 0.18.0 asyncio/tcp_server.py TCPServer.run; ASGI has no connection events",
+        test="tests/e2e/test_connection_hygiene.py::test_a_client_past_its_connection_cap_gets_429",
     ),
     Patch(
         name="tcp-lingering-close",
