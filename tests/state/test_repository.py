@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -229,3 +230,41 @@ async def test_state_survives_a_new_engine(engine: AsyncEngine, repo: UploadRepo
     finally:
         await other.dispose()
     assert got is not None and got.offset == 42
+
+
+async def test_sqlite_prepared_statements_store_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    """On SQLite create/get/update run as prepared DBAPI statements (tusedge.state.sqlite): the stored text
+    of every column is what SQLAlchemy's own INSERT/UPDATE would have stored, and rows SQLAlchemy wrote
+    read back the same through them."""
+    from sqlalchemy import insert, text, update
+
+    from tusedge.state.repository import uploads
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    await create_schema(engine)
+    repo = UploadRepository(engine)
+    plus_two = timezone(timedelta(hours=2))
+    info = _info(1, metadata="a b", expires_at=datetime(2025, 3, 2, 14, 0, 0, 5, tzinfo=plus_two),
+                 concat=ConcatKind.PARTIAL, created_at=datetime(2025, 3, 1, 14, 0, tzinfo=plus_two))  # fmt: skip
+    await repo.create(info)  # prepared
+    core = {"id": _id(2), "upload_offset": 0, "length": 100, "metadata": "a b", "status": "active",
+            "concat": "partial", "parts": None, "created_at": info.created_at, "updated_at": info.created_at,
+            "expires_at": info.expires_at, "error": None}  # fmt: skip
+    async with engine.begin() as conn:
+        await conn.execute(insert(uploads).values(core))
+
+    async def stored(n: int) -> tuple[object, ...]:
+        async with engine.connect() as conn:
+            row = (await conn.execute(text("SELECT * FROM uploads WHERE id = :id"), {"id": _id(n)})).one()
+        return tuple(row)[1:]
+
+    assert await stored(1) == await stored(2)
+    assert await repo.get(_id(2)) == replace(info, id=_id(2))
+    later = NOW + timedelta(seconds=1, microseconds=7)
+    await repo.update(_id(1), later, offset=60, status=Status.COMPLETE, expires_at=None, error="x")  # prepared
+    async with engine.begin() as conn:
+        await conn.execute(update(uploads).where(uploads.c.id == _id(2)).values(
+            upload_offset=60, status="complete", expires_at=None, error="x", updated_at=later))  # fmt: skip
+    assert await stored(1) == await stored(2)
+    assert await repo.get(_id(1)) == replace(info, offset=60, status=Status.COMPLETE, expires_at=None, error="x")
+    await engine.dispose()

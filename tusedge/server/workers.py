@@ -17,13 +17,11 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
-from collections.abc import Sequence
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from hypercorn.config import Config, Sockets
+from hypercorn.config import Config
 
 log = logging.getLogger("tusedge")
 
@@ -33,16 +31,11 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT)
 AS_SIGTERM = (signal.SIGHUP,)
 
 
-def run_workers(config: Config, count: int, more_quic: Sequence[socket.socket] = ()) -> int:
-    """``more_quic``: with HTTP/3, the UDP sockets (SO_REUSEPORT, one port) of workers 2..N; the first
-    worker takes the one of ``config.quic_bind``. Each worker then reads only its own QUIC socket."""
+def run_workers(config: Config, count: int) -> int:
     from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 
     worker = uvloop_worker if config.worker_class == "uvloop" else asyncio_worker
     sockets = config.create_sockets()
-    quic_of_worker = [sockets.quic_sockets, *([sock] for sock in more_quic)]
-    if more_quic and (len(quic_of_worker) != count or len(sockets.quic_sockets) != 1):
-        raise ValueError("one QUIC socket per worker")
     processes: list[BaseProcess] = []
     stopping = False
 
@@ -62,13 +55,7 @@ def run_workers(config: Config, count: int, more_quic: Sequence[socket.socket] =
     try:
         context = multiprocessing.get_context("spawn")
         for _ in range(count):
-            index = len(processes)
-            own = (
-                Sockets(sockets.secure_sockets, sockets.insecure_sockets, quic_of_worker[index])
-                if more_quic
-                else sockets
-            )
-            process = context.Process(target=worker, kwargs={"config": config, "sockets": own})
+            process = context.Process(target=worker, kwargs={"config": config, "sockets": sockets})
             process.start()
             processes.append(process)
             if stopping:  # a signal came while we were starting them: the new one gets it too
@@ -89,6 +76,6 @@ def run_workers(config: Config, count: int, more_quic: Sequence[socket.socket] =
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets, *more_quic]:
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
             sock.close()
     return exitcode

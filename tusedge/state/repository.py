@@ -58,6 +58,25 @@ class UploadChanges(TypedDict, total=False):
     error: str | None
 
 
+def _info_of_row(row: tuple[Any, ...]) -> UploadInfo:
+    """An upload from the prepared SELECT of tusedge.state.sqlite (datetimes as stored text)."""
+    upload_id, offset, length, metadata, status, concat, parts, created_at, expires_at, error = row
+    created = sqlite.from_text(created_at)
+    assert created is not None
+    return UploadInfo(
+        id=upload_id,
+        offset=offset,
+        length=length,
+        metadata=metadata,
+        status=Status(status),
+        created_at=created,
+        expires_at=sqlite.from_text(expires_at),
+        concat=ConcatKind(concat) if concat else None,
+        parts=tuple(parts.split()) if parts else (),
+        error=error,
+    )
+
+
 def _columns(values: UploadChanges) -> dict[str, Any]:
     return {_COLUMN.get(k, k): (v.value if isinstance(v, Status) else v) for k, v in values.items()}
 
@@ -104,10 +123,18 @@ class UploadRepository:
             "expires_at": info.expires_at,
             "error": info.error,
         }
+        if self._is_sqlite:  # the prepared statement, in _INSERT's column order
+            created = sqlite.to_text(info.created_at)
+            values = (*list(row.values())[:7], created, created, sqlite.to_text(info.expires_at), info.error)
+            await self._sqlite().write(lambda conn: sqlite.insert_row(conn, values))
+            return
         query = insert(uploads).values(row)
         await self.write(lambda conn: conn.execute(query))
 
     async def get(self, upload_id: str) -> UploadInfo | None:
+        if self._is_sqlite:
+            found = await self._sqlite().read(lambda conn: sqlite.get_row(conn, upload_id))
+            return None if found is None else _info_of_row(found)
         query = select(uploads).where(c.id == upload_id)
 
         def work(conn: Connection) -> UploadInfo | None:
@@ -127,6 +154,12 @@ class UploadRepository:
     async def update(self, upload_id: str, now: datetime, **values: Unpack[UploadChanges]) -> None:
         """Set fields of one upload (``offset``, ``length``, ``status``, ``expires_at``, ``error``) in one
         commit."""
+        if self._is_sqlite:
+            columns = {"updated_at": sqlite.to_text(now)}
+            for name, value in _columns(values).items():
+                columns[name] = sqlite.to_text(value) if isinstance(value, datetime) else value
+            await self._sqlite().write(lambda conn: sqlite.update_row(conn, upload_id, columns))
+            return
         query = update(uploads).where(c.id == upload_id).values(updated_at=now, **_columns(values))
         await self.write(lambda conn: conn.execute(query))
 

@@ -18,6 +18,7 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -84,13 +85,19 @@ class SQLiteThread:
             try:
                 if conn is None:
                     conn = self.engine.connect()
+                raw = conn.connection.driver_connection
+                assert raw is not None
                 try:
                     result: Any = fn(conn)
                 except BaseException:
                     conn.rollback()
+                    raw.rollback()
                     raise
+                # Both: SQLAlchemy's transaction (a Core statement autobegins one) and sqlite3's own (the
+                # prepared statements below go to the DBAPI connection, which began one before its DML).
                 if write:
                     conn.commit()
+                    raw.commit()
                 else:
                     conn.rollback()  # ends SQLAlchemy's autobegun transaction (pysqlite began none for a SELECT)
             except BaseException as exc:
@@ -158,3 +165,71 @@ def _close(sync_engine: Engine) -> None:
         thread = _threads.pop(sync_engine, None)
     if thread is not None:
         thread.close()
+
+
+# --- the hot statements, as prepared DBAPI statements -------------------------------------------------
+# The calls every small upload makes (create, get, update) skip SQLAlchemy on SQLite: the SQL is fixed
+# here once (sqlite3 keeps each string's prepared statement in its per-connection cache), the parameters
+# are converted as SQLAlchemy's SQLite types store them (naive UTC text "YYYY-MM-DD HH:MM:SS.ffffff", the
+# format of DATETIME with microseconds), and no statement object or cache key is built per call, neither
+# on the event loop nor on this thread. tests/state checks the stored values are the same both ways.
+
+_GET = (
+    "SELECT id, upload_offset, length, metadata, status, concat, parts, created_at, expires_at, error "
+    "FROM uploads WHERE id = ?"
+)
+_INSERT = (
+    "INSERT INTO uploads (id, upload_offset, length, metadata, status, concat, parts, created_at, updated_at, "
+    "expires_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATES: dict[tuple[str, ...], str] = {}
+
+
+def to_text(moment: datetime | None) -> str | None:
+    """A datetime as SQLAlchemy's SQLite DATETIME stores it (after UTCDateTime made it naive UTC)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(" ", "microseconds")
+
+
+def from_text(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def get_row(conn: Connection, upload_id: str) -> tuple[Any, ...] | None:
+    """The upload's row (the columns of _GET, datetimes still text), or None."""
+    cursor = _cursor(conn)
+    try:
+        row: tuple[Any, ...] | None = cursor.execute(_GET, (upload_id,)).fetchone()
+        return row
+    finally:
+        cursor.close()
+
+
+def insert_row(conn: Connection, values: tuple[Any, ...]) -> None:
+    """Insert one upload (the columns of _INSERT, in order; datetimes already text)."""
+    cursor = _cursor(conn)
+    try:
+        cursor.execute(_INSERT, values)
+    finally:
+        cursor.close()
+
+
+def update_row(conn: Connection, upload_id: str, columns: dict[str, Any]) -> int:
+    """Set ``columns`` (column name -> value, datetimes already text) of one upload; the rows changed."""
+    names = tuple(columns)
+    sql = _UPDATES.get(names)
+    if sql is None:
+        sql = _UPDATES[names] = "UPDATE uploads SET " + ", ".join(f"{n} = ?" for n in names) + " WHERE id = ?"
+    cursor = _cursor(conn)
+    try:
+        count: int = cursor.execute(sql, (*columns.values(), upload_id)).rowcount
+        return count
+    finally:
+        cursor.close()
