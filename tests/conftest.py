@@ -4,6 +4,7 @@ Node harness for tus-js-client. Test modules import helpers from ``server_proces
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,14 @@ TESTS = Path(__file__).parent
 # Folders whose tests drive real processes (servers, browsers, clients), and the fixtures that start one.
 E2E_FOLDERS = (TESTS / "e2e", TESTS / "browser")
 PROCESS_FIXTURES = frozenset({"server_factory", "tusedge_server", "postgres", "postgres_url"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests interrupt client processes with SIGINT. A suite started in the background by a non-interactive
+    shell (``bash .ci/run &``, a CI runner's job) inherits SIGINT as ignored, and every child would too: the
+    interrupted client then uploads to the end and exits 0. Children of the suite get the default action."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

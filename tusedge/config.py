@@ -87,10 +87,35 @@ class Settings:
     client_bandwidth_bytes: int = field(
         default=0, metadata=_help("upload bytes per second per client address, all its uploads together; 0: no limit")
     )
+    client_max_connections: int = field(
+        default=0,
+        metadata=_help("open connections per client address; past it 429 and the connection closes; 0: no limit"),
+    )
+    client_max_uploads: int = field(
+        default=0,
+        metadata=_help("request bodies in progress per client address; past it 429 before any lock; 0: no limit"),
+    )
     metrics: bool = field(default=True, metadata=_help("serve Prometheus metrics at /metrics"))
     keep_alive_s: float = field(
         default=60.0,
         metadata=_help("an idle client connection is closed after this long (clients pause between requests)"),
+    )
+    header_timeout_s: float = field(
+        default=10.0,
+        metadata=_help(
+            "a request's headers must arrive within this long of their first byte, else 408 (80 KiB take"
+            " under 1 s at 1 Mbit/s); 0: no limit"
+        ),
+    )
+    min_body_rate: int = field(
+        default=1024,
+        metadata=_help(
+            "bytes/s a request body must keep up over every --min-body-rate-window-s, else it is cut (what"
+            " arrived is kept) and answered 408; 0: no minimum"
+        ),
+    )
+    min_body_rate_window_s: float = field(
+        default=30.0, metadata=_help("the window over which --min-body-rate is measured")
     )
     commit_interval_bytes: int = field(
         default=64 * MIB, metadata=_help("during a long PATCH, make received bytes durable this often")
@@ -121,7 +146,9 @@ class Settings:
     )
     certfile: str = field(default="", metadata=_help("TLS certificate (PEM); enables HTTPS and HTTP/2"))
     keyfile: str = field(default="", metadata=_help("TLS private key (PEM)"))
-    http3: bool = field(default=False, metadata=_help("also serve HTTP/3 over QUIC (needs TLS and one worker)"))
+    http3: bool = field(
+        default=False, metadata=_help("also serve HTTP/3 over QUIC (needs TLS; with workers, one UDP socket each)")
+    )
     trust_proxy: bool = field(
         default=False, metadata=_help("trust X-Forwarded-Proto/-Host from a reverse proxy in front")
     )
@@ -172,15 +199,13 @@ class Settings:
             raise SettingsError("certfile and keyfile go together")
         if self.http3 and not self.certfile:
             raise SettingsError("http3 needs certfile and keyfile (QUIC always uses TLS)")
-        if self.http3 and self.workers > 1:
-            # Hypercorn hands one UDP socket to every worker and the kernel gives each datagram to any of
-            # them, so a QUIC connection's packets would be scattered over processes sharing no state.
-            raise SettingsError("http3 needs workers = 1 (QUIC connections cannot be shared by processes)")
         for name in (
             "expiry_s",
             "lock_timeout_s",
             "stale_lock_s",
             "keep_alive_s",
+            "header_timeout_s",
+            "min_body_rate_window_s",
             "finish_wait_s",
             "reaper_interval_s",
             "hook_timeout_s",
@@ -189,6 +214,12 @@ class Settings:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise SettingsError(f"{name} must be a finite, not negative number")
+        if self.client_max_connections < 0 or self.client_max_uploads < 0:
+            raise SettingsError("client_max_connections and client_max_uploads must not be negative")
+        if self.min_body_rate < 0:
+            raise SettingsError("min_body_rate must not be negative")
+        if self.min_body_rate and self.min_body_rate_window_s <= 0:
+            raise SettingsError("min_body_rate_window_s must be above 0")
         if self.reaper_interval_s <= 0:
             raise SettingsError("reaper_interval_s must be above 0")
         if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgres")):

@@ -18,6 +18,9 @@ class TusError(Exception):
     status: int = 400
     code: ClassVar[str] = "ERR_BAD_REQUEST"
     default_message: ClassVar[str] = "bad request"
+    close_connection: ClassVar[bool] = False
+    """Answered with ``Connection: close`` over HTTP/1.x: what follows on the connection cannot be trusted
+    (its framing is in doubt) or must not be read (a client over a limit)."""
 
     def __init__(
         self, message: str | None = None, *, headers: dict[str, str] | None = None, status: int | None = None
@@ -67,6 +70,24 @@ class IncompleteRequest(TusError):
     default_message = "the request did not arrive completely; nothing was changed"
 
 
+class ConflictingFraming(TusError):
+    """RFC 9112 6.3: a request with both Transfer-Encoding and Content-Length "ought to be handled as an
+    error"; a proxy in front that framed it by Content-Length would disagree with us on where the next
+    request starts (request smuggling), so the connection is closed too."""
+
+    code = "ERR_CONFLICTING_FRAMING"
+    default_message = "the request has both Content-Length and Transfer-Encoding; send one (RFC 9112 6.3)"
+    close_connection = True
+
+
+class MalformedRequest(TusError):
+    """The HTTP layer could not parse the request (h11 refused it); the connection is closed."""
+
+    code = "ERR_MALFORMED_REQUEST"
+    default_message = "the request is not valid HTTP/1.1"
+    close_connection = True
+
+
 class ContentDecodingFailed(TusError):
     code = "ERR_CONTENT_DECODING"
     default_message = "the request body could not be decoded"
@@ -80,7 +101,7 @@ class UploadInterrupted(TusError):
     default_message = "upload was interrupted by another request for the same upload"
 
 
-# 403, 404, 405, 409, 410, 412, 413, 415, 423, 460, 507 ----------------------------------------------
+# 403, 404, 405, 408, 409, 410, 412, 413, 415, 423, 431, 460, 507 ----------------------------------------------
 class ModifyFinalUpload(TusError):
     status = 403
     code = "ERR_MODIFY_FINAL"
@@ -133,6 +154,25 @@ class UnexpectedBody(TusError):
     status = 413
     code = "ERR_UNEXPECTED_BODY"
     default_message = "this request takes no body"
+
+
+class RequestHeadTooLarge(TusError):
+    """The request line and headers together exceed the one limit (``MAX_REQUEST_HEAD_BYTES``), however
+    they arrived over the connection."""
+
+    status = 431
+    code = "ERR_HEADERS_TOO_LARGE"
+    default_message = "the request's headers are too large"
+    close_connection = True
+
+
+class RequestTimeout(TusError):
+    """The request's headers, or its body at the minimum rate, did not arrive in time."""
+
+    status = 408
+    code = "ERR_REQUEST_TIMEOUT"
+    default_message = "the request did not arrive in time"
+    close_connection = True
 
 
 class UnsupportedContentEncoding(TusError):
@@ -191,6 +231,30 @@ class TooManyRequests(TusError):
     status = 429
     code = "ERR_TOO_MANY_REQUESTS"
     default_message = "too many requests from this client; retry later"
+
+
+class TooManyConnections(TooManyRequests):
+    """A client address has more connections open than --client-max-connections: this one is closed."""
+
+    code = "ERR_TOO_MANY_CONNECTIONS"
+    default_message = "this client address has too many connections open"
+    close_connection = True
+
+
+class TooManyUploads(TooManyRequests):
+    """A client address has --client-max-uploads request bodies in progress already."""
+
+    code = "ERR_TOO_MANY_UPLOADS"
+    default_message = "this client address has too many uploads in progress; retry when one has finished"
+
+
+class DescriptorsRunningOut(TusError):
+    """Fewer file descriptors are free than the reserve: new connections are answered and closed."""
+
+    status = 503
+    code = "ERR_OUT_OF_DESCRIPTORS"
+    default_message = "the server is running out of file descriptors; retry shortly"
+    close_connection = True
 
 
 class ServerBusy(TusError):

@@ -125,19 +125,6 @@ async def test_no_alt_svc_without_http3(server_factory: ServerFactory, tmp_path:
             assert "alt-svc" not in response.headers
 
 
-def test_http3_with_several_workers_is_refused(tmp_path: Path) -> None:
-    """One UDP socket shared by worker processes scatters a QUIC connection's packets over processes
-    that do not share its state; the server says so instead of serving broken HTTP/3."""
-    certfile, keyfile = make_cert(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "tusedge", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", "2",
-         "--http3", "--certfile", str(certfile), "--keyfile", str(keyfile), "--data-dir", str(tmp_path / "d")],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert "workers" in result.stderr
-
-
 # --- the transport's connections ----------------------------------------------------------------------------
 async def test_quic_handshake_verifies_the_certificate(server_factory: ServerFactory, tmp_path: Path) -> None:
     """verify=<cert file> trusts our self-signed certificate, the default CA bundle does not, and

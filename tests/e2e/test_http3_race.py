@@ -1,4 +1,4 @@
-"""HTTP/3 under concurrency: many uploads on one QUIC connection at once, while small requests keep the
+"""HTTP/3 under concurrency and loss: many uploads on one QUIC connection at once, while small requests keep the
 server sending (each send re-arms the connection's QUIC timer) and the uploads' datagrams keep coming, and
 every upload's bytes compared by SHA-256.
 
@@ -139,3 +139,28 @@ async def test_an_http3_request_waiting_for_its_app_holds_up_no_other_quic_conne
         finally:
             release.set()
             await asyncio.gather(holder, waiting, return_exceptions=True)
+
+
+async def test_http3_uploads_through_a_lossy_udp_path_are_byte_exact(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Every HTTP/3 upload byte-exact when datagrams are lost both ways: a relay (benchmarks/linkmodel.py)
+        drops 3 % of them at random (tests/test_link_model.py checks it does); QUIC's recovery resends, and
+    nothing else may give."""
+    from benchmarks.linkmodel import PathModel, RelayProcess
+
+    server, certfile = https_server(server_factory, tmp_path, "--http3")
+    with RelayProcess(PathModel(loss=0.03, seed=14), ("127.0.0.1", server.port), udp=True) as relay:
+        endpoint = f"{relay.origin('https')}{server.base_path}"
+        datas = [payload(100 + i)[: MiB + i * 7919] for i in range(6)]
+        async with (
+            httpx.AsyncClient(transport=H3Transport(verify=str(certfile)), timeout=120) as one,
+            httpx.AsyncClient(transport=H3Transport(verify=str(certfile)), timeout=120) as other,
+        ):
+            results = await asyncio.gather(
+                *(upload(one if i % 2 else other, endpoint, data) for i, data in enumerate(datas))
+            )
+    for (url, statuses), data in zip(results, datas, strict=True):
+        assert url.startswith(endpoint)  # through the relay
+        stored = (server.data_dir / "uploads" / url.rsplit("/", 1)[1]).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest(), f"{url} ({statuses})"

@@ -271,10 +271,9 @@ async def test_a_small_body_reaches_the_disk_in_one_worker_call(
 ) -> None:
     """A body that fits one batch is opened, written, synced and closed in one worker-thread call (the
     small-upload path, docs/performance.md), and is durable when the pump returns."""
-    from tusedge.threads import run_blocking
-
     import tusedge.storage.filestore as filestore
     from tusedge.storage import fileops
+    from tusedge.threads import run_blocking
 
     calls: list[str] = []
     real = run_blocking

@@ -57,6 +57,13 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.FileTooLarge: (413, "ERR_FILE_TOO_LARGE"),
     errors.StorageUnavailable: (503, "ERR_STORAGE_UNAVAILABLE"),
     errors.StorageFailed: (500, "ERR_STORAGE_FAILED"),
+    errors.ConflictingFraming: (400, "ERR_CONFLICTING_FRAMING"),
+    errors.MalformedRequest: (400, "ERR_MALFORMED_REQUEST"),
+    errors.RequestHeadTooLarge: (431, "ERR_HEADERS_TOO_LARGE"),
+    errors.RequestTimeout: (408, "ERR_REQUEST_TIMEOUT"),
+    errors.TooManyConnections: (429, "ERR_TOO_MANY_CONNECTIONS"),
+    errors.TooManyUploads: (429, "ERR_TOO_MANY_UPLOADS"),
+    errors.DescriptorsRunningOut: (503, "ERR_OUT_OF_DESCRIPTORS"),
 }
 
 
@@ -130,6 +137,14 @@ async def test_error_headers_reach_the_response() -> None:
     response = await _request(errors.UnsupportedVersion(headers={"Tus-Version": "1.0.0"}), "POST")
     assert response.status_code == 412
     assert response.headers["Tus-Version"] == "1.0.0"
+
+
+@pytest.mark.parametrize("cls", [cls for cls in MAPPING if cls.close_connection], ids=lambda c: c.__name__)
+async def test_an_error_that_closes_the_connection_says_so_over_http1(cls: type[TusError]) -> None:
+    """Framing in doubt, a head too large, a request too slow: the HTTP/1.1 connection is not reused."""
+    response = await _request(cls(), "PATCH", b"body")
+    assert response.headers["Connection"] == "close"
+    assert "connection" not in (await _request(errors.OffsetMismatch(), "PATCH", b"body")).headers
 
 
 async def test_status_narrowed_per_instance() -> None:

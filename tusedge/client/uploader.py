@@ -190,12 +190,16 @@ class _Run:
         self.encoding: str | None = None
         self.wire_bytes = 0
         self._cancel_digest = threading.Event()
+        self.declare_early = False
 
     # --- the whole upload ---------------------------------------------------------------------------
     async def run(self) -> UploadResult:
         offer = await self.attempts.run(lambda: resource.options(self.client, self.endpoint))
         size = self.source.size
         parallel = self.options.parallel if Extension.CONCATENATION in offer.extensions else 1
+        # The final upload is declared while its parts are still being sent, so the server joins each part
+        # as it completes and the final is ready moments after the last byte (tusedge.server.finishing).
+        self.declare_early = Extension.CONCATENATION_UNFINISHED in offer.extensions
         # Parts on multiples of the server's unit, so it can join them by sharing blocks (tusedge.client.boundaries).
         ranges = boundaries.split(size, parallel, offer.part_alignment) if parallel > 1 else [(0, size)]
         offered = offer.checksum_algorithms if Extension.CHECKSUM in offer.extensions else None
@@ -226,7 +230,14 @@ class _Run:
         stored = await self._recall(key)
         final_url = await self._existing_final(stored)
         parts: list[_Part] = []
-        if final_url is None:
+        if final_url is not None and stored is not None:
+            # Declared early by a run that stopped before its parts were all in: their rest goes now. Parts
+            # the server no longer has were joined into the final and retired: nothing is left to send.
+            parts = await self._resumable_parts(stored)
+            if parts:
+                self.resumed_from = 0
+                await self._send_parts(parts, digest_algorithm, key, final_url)
+        else:
             parts = await self._resumable_parts(stored) if stored else []
             if not parts:
                 digest = None
@@ -235,9 +246,7 @@ class _Run:
                     digest = await self._whole_digest(digest_algorithm)
                 parts = await self._create_parts(ranges, digest_algorithm, digest)
                 await self._record(key, StoredUpload([p.url for p in parts]))
-            final_url = await self._send_parts(parts, digest_algorithm)
-            if len(parts) > 1:
-                await self._record(key, StoredUpload([p.url for p in parts], final_url))
+            final_url = await self._send_parts(parts, digest_algorithm, key)
         self.progress.phase = "waiting for the server to finish the upload"
         status = await self._finished(final_url, joined=len(parts) != 1)
         await self._forget(key)
@@ -273,24 +282,42 @@ class _Run:
         if self.store is not None and key is not None:
             await anyio.to_thread.run_sync(self.store.remove, key, self.store_endpoint)
 
-    async def _send_parts(self, parts: list[_Part], digest_algorithm: str | None) -> str:
+    async def _send_parts(
+        self, parts: list[_Part], digest_algorithm: str | None, key: str | None, final_url: str | None = None
+    ) -> str:
         """Send every part; for a parallel upload create the final upload (declaring the whole-file digest,
-        computed in the background meanwhile); return the finished upload's URL."""
+        computed in the background meanwhile) unless ``final_url`` names it already; return the finished
+        upload's URL. Where the server offers concatenation-unfinished the final is created as soon as the
+        digest is known, while the parts are still going, and recorded for a resume."""
         joined = len(parts) > 1
+        declare = joined and final_url is None
         digest_task = (
-            asyncio.ensure_future(self._whole_digest(digest_algorithm)) if joined and digest_algorithm else None
+            asyncio.ensure_future(self._whole_digest(digest_algorithm)) if declare and digest_algorithm else None
         )
+
+        async def declare_final() -> str:
+            digest = await digest_task if digest_task is not None else None
+            url = await self._create_final(parts, digest_algorithm, digest)
+            await self._record(key, StoredUpload([p.url for p in parts], url))
+            return url
+
+        early = asyncio.ensure_future(declare_final()) if declare and self.declare_early else None
         self.progress.start(self.source.size, len(parts))
         extra = self._spread(len(parts))
         try:
-            await _all(*(self._send(part) for part in parts))
+            await _all(*(self._send(part) for part in parts), *([early] if early is not None else []))
             if not joined:
                 return parts[0].url
             self.progress.phase = f"joining {len(parts)} parts"
-            digest = await digest_task if digest_task is not None else None
-            return await self._create_final(parts, digest_algorithm, digest)
+            if early is not None:
+                return early.result()
+            if final_url is not None:
+                return final_url
+            return await declare_final()
         finally:
             self._cancel_digest.set()
+            if early is not None and not early.done():
+                early.cancel()
             if digest_task is not None and not digest_task.done():
                 digest_task.cancel()
             for spare in extra:

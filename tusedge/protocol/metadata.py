@@ -18,6 +18,10 @@ from collections.abc import Mapping
 from tusedge.errors import InvalidMetadata
 
 MAX_METADATA_BYTES = 64 * 1024
+MAX_REQUEST_HEAD_BYTES = MAX_METADATA_BYTES + 16 * 1024
+"""The one limit on a request's head (request line and header lines), for every transport: the largest
+Upload-Metadata plus 16 KiB (Hypercorn's whole default) for everything else, so any metadata this server
+takes fits, however the head arrives. Past it: 431 (docs/configuration.md)."""
 _KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]+")  # printable ASCII without space and comma
 
 

@@ -22,11 +22,13 @@ from tusedge.config import Settings
 from tusedge.errors import TusError
 from tusedge.protocol.constants import EXPOSED_HEADERS
 from tusedge.server.access_log import access_log_middleware
+from tusedge.server.bodyrate import MinimumBodyRate
 from tusedge.server.components import build_components, started
+from tusedge.server.connections import STATE_KEY, ClientCaps, ConnectionTable
 from tusedge.server.drain import Drain, DrainGate, drain_on_sigterm
 from tusedge.server.health import Health, ping_engine
 from tusedge.server.metrics import RequestMetrics
-from tusedge.server.middleware import MethodOverride, RequestHeaderCheck, TusResumableHeader
+from tusedge.server.middleware import MethodOverride, RequestFraming, RequestHeaderCheck, TusResumableHeader
 from tusedge.server.reaper import run_reaper
 from tusedge.server.responses import handle_tus_error, handle_unexpected
 from tusedge.server.routes import TusEndpoints
@@ -62,10 +64,11 @@ def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette
     engine, hooks, metrics = components.repository.engine, components.hooks, components.metrics
     endpoints = TusEndpoints(components, service)
     drain = Drain(settings.drain_timeout_s)
+    connections = ConnectionTable(settings.client_max_connections, by_forwarded_address=settings.trust_proxy)
     health = Health(lambda: ping_engine(engine), settings.uploads_dir, settings.ready_min_free_bytes, drain)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with running(service):
             await service.finisher.resume_pending()
             # The reaper also retries finishing jobs, so it runs even when uploads never expire.
@@ -76,7 +79,8 @@ def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette
             if handle_signals:
                 drain_on_sigterm(drain)
             try:
-                yield
+                # The lifespan state reaches Hypercorn, whose connections register in the table.
+                yield {STATE_KEY: connections}
             finally:
                 for task in background:
                     task.cancel()
@@ -99,7 +103,10 @@ def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette
         Middleware(MethodOverride),
         Middleware(RequestMetrics, metrics=metrics),
         Middleware(TusResumableHeader),
+        Middleware(ClientCaps, table=connections, max_uploads=settings.client_max_uploads),
+        Middleware(RequestFraming),
         Middleware(RequestHeaderCheck),
+        Middleware(MinimumBodyRate, rate=settings.min_body_rate, window_s=settings.min_body_rate_window_s),
         Middleware(DrainGate, drain=drain),
     ]
     routes = endpoints.routes() + health.routes()

@@ -24,6 +24,7 @@ from tusedge.errors import (
     ContentDecodingFailed,
     ExceedsUploadLength,
     IncompleteRequest,
+    RequestTimeout,
     TusError,
     UnexpectedBody,
 )
@@ -54,6 +55,7 @@ class Ending(Enum):
     COMPLETE = "complete"  # the body ended normally
     DISCONNECTED = "disconnected"  # the client went away mid-body
     INTERRUPTED = "interrupted"  # another request took the lock over
+    TOO_SLOW = "too slow"  # the body fell below --min-body-rate; ``error`` is the 408
     FAILED = "failed"  # a write failed (e.g. disk full); ``error`` says why
 
 
@@ -90,6 +92,7 @@ class BodyPump:
         self._last_activity = time.monotonic()
         ending = Ending.COMPLETE
         error: TusError | None = None
+        slow: RequestTimeout | None = None
         try:
             # Errors are caught inside the group and raised after it: anyio would wrap them in groups.
             async with anyio.create_task_group() as group:
@@ -99,6 +102,8 @@ class BodyPump:
                     await self._receive(chunks)
                 except ClientDisconnect:
                     ending = Ending.DISCONNECTED
+                except RequestTimeout as exc:  # too slow: what arrived is kept, as after a disconnect
+                    ending, slow = Ending.TOO_SLOW, exc
                 except TusError as exc:
                     error = exc
                 group.cancel_scope.cancel()
@@ -107,6 +112,8 @@ class BodyPump:
             if self._interrupted:
                 ending = Ending.INTERRUPTED
             await self._finish()
+            if ending is Ending.TOO_SLOW:
+                error = slow
         except (ExceedsUploadLength, ContentDecodingFailed):  # the body is refused: nothing of it counts
             await self._drain(ignore_errors=True)
             raise

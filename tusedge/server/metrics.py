@@ -57,6 +57,8 @@ class Metrics:
                                        buckets=DURATION_BUCKETS, registry=r)  # fmt: skip
         self.merged_bytes = Counter("tusedge_merged_bytes", "bytes joined into final uploads, by how: shared"
                                     " (reflinked blocks, no data written) or copied", ["how"], registry=r)  # fmt: skip
+        self.parts_joined_early = Counter("tusedge_parts_joined_early", "partial uploads joined into their final"
+                                          " upload as they completed, before its last part", registry=r)  # fmt: skip
 
     @contextmanager
     def writing(self) -> Iterator[None]:

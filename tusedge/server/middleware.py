@@ -1,14 +1,15 @@
-"""Pure ASGI middleware: X-HTTP-Method-Override, Tus-Resumable on every response, and one value per tus
-request header."""
+"""Pure ASGI middleware: X-HTTP-Method-Override, Tus-Resumable on every response, the request's framing and
+head size, and one value per tus request header."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tusedge.errors import InvalidHeader
+from tusedge.errors import ConflictingFraming, InvalidHeader, RequestHeadTooLarge, TusError
 from tusedge.protocol.constants import TUS_VERSION
 from tusedge.protocol.headers import check_host, fold_request_headers
+from tusedge.protocol.metadata import MAX_REQUEST_HEAD_BYTES
 from tusedge.server.responses import handle_tus_error
 
 _OVERRIDE = b"x-http-method-override"
@@ -30,6 +31,43 @@ class MethodOverride:
                 method = values[0].decode("latin-1").strip().upper()
                 if method in _OVERRIDABLE:
                     scope = {**scope, "method": method}
+        await self.app(scope, receive, send)
+
+
+def head_bytes(scope: Scope) -> int:
+    """The size of the request's head as HTTP/1.1 sends it: request line, header lines, the empty line."""
+    query = len(scope.get("query_string", b""))
+    target = len(scope.get("raw_path") or scope["path"].encode()) + (query + 1 if query else 0)
+    line = len(scope["method"]) + 1 + target + len(" HTTP/1.1\r\n")
+    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + 2
+
+
+class RequestFraming:
+    """Refuses, through the one error table, a request whose head is larger than ``MAX_REQUEST_HEAD_BYTES``
+    (431; the HTTP/1.1 parser refuses a head that arrives in pieces at the same size, this catches one that
+    arrived whole, and HTTP/2 and HTTP/3 heads), and an HTTP/1.x request framed both by Content-Length and
+    Transfer-Encoding (400, RFC 9112 6.3). Both close an HTTP/1.x connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            error: TusError | None = None
+            size = head_bytes(scope)
+            if size > MAX_REQUEST_HEAD_BYTES:
+                error = RequestHeadTooLarge(
+                    f"the request's headers ({size} bytes) are larger than {MAX_REQUEST_HEAD_BYTES} bytes,"
+                    " the most this server takes"
+                )
+            elif str(scope.get("http_version", "")).startswith("1"):
+                names = {name.lower() for name, _ in scope["headers"]}
+                if b"content-length" in names and b"transfer-encoding" in names:
+                    error = ConflictingFraming()
+            if error is not None:
+                response = await handle_tus_error(Request(scope, receive), error)
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 

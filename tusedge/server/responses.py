@@ -70,16 +70,41 @@ async def drain_body(request: Request) -> None:
             pass
 
 
+def closes_connection(exc: TusError, request: Request) -> bool:
+    """HTTP/1.x connections are closed after an error that says so; HTTP/2 and HTTP/3 have no
+    ``Connection`` header (and multiplex other requests on theirs)."""
+    return exc.close_connection and str(request.scope.get("http_version", "1.1")).startswith("1")
+
+
 async def handle_tus_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TusError)
     if exc.status >= 500:
         # The server's own trouble (storage, a hook, capacity): the operator hears of it, in one line.
         log.error("%s %s answered %d %s: %s", request.method, request.url.path, exc.status, exc.code, exc.message)
-    await drain_body(request)
     headers = {**exc.headers, "Tus-Resumable": TUS_VERSION}
+    if closes_connection(exc, request):
+        # The server drains what the client still sends while the connection closes (the lingering
+        # close, hypercorn_fixes.tcp), so the answer is not lost to a reset.
+        headers["Connection"] = "close"
+    else:
+        await drain_body(request)
     if request.method == "HEAD":
         return Response(status_code=exc.status, headers=headers)
     return Response(f"{exc.message}\n", status_code=exc.status, headers=headers, media_type="text/plain")
+
+
+def raw_error(exc: TusError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body of an error the HTTP layer answers itself, before any request reached the
+    app (hypercorn_fixes.h11): the same text as :func:`handle_tus_error`'s, and the connection closes."""
+    body = f"{exc.message}\n".encode()
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
+    headers += [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"tus-resumable", TUS_VERSION.encode()),
+        (b"connection", b"close"),
+    ]
+    return exc.status, headers, body
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

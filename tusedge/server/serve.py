@@ -18,7 +18,9 @@ from hypercorn.run import run
 from starlette.types import ASGIApp
 
 from tusedge.config import Settings
+from tusedge.protocol.metadata import MAX_REQUEST_HEAD_BYTES
 from tusedge.server import hypercorn_fixes
+from tusedge.server.connections import raise_nofile_limit
 from tusedge.server.hypercorn_fixes.h2 import H2_MAX_FRAME_BYTES
 from tusedge.server.metrics import prepare_multiprocess
 from tusedge.server.workers import run_workers
@@ -51,6 +53,13 @@ def hypercorn_config(settings: Settings) -> Config:
         config.worker_class = "uvloop"
     except ImportError:
         config.worker_class = "asyncio"
+    # One limit for a request's head, however it arrives (docs/configuration.md): h11 refuses a head that
+    # is still incomplete past it, RequestFraming one that arrived whole. HTTP/2 counts 32 bytes more per
+    # header (RFC 9113 6.5.2), so it advertises room for those and the app answers 431 past the limit.
+    config.h11_max_incomplete_size = MAX_REQUEST_HEAD_BYTES
+    config.h2_max_header_list_size = MAX_REQUEST_HEAD_BYTES + 16 * 1024
+    # Read by hypercorn_fixes.tcp: a request's head must arrive within this long of its first byte.
+    config.tusedge_header_timeout_s = settings.header_timeout_s  # type: ignore[attr-defined]
     # Hypercorn reads it for h2's frame size limit; hypercorn_fixes.h2 also advertises it, with the windows.
     config.h2_max_inbound_frame_size = H2_MAX_FRAME_BYTES
     if settings.certfile:
@@ -68,19 +77,44 @@ def bind_same_port(host: str, attempts: int = 50) -> tuple[socket.socket, socket
     ``Alt-Svc: h3=":PORT"`` names one port for both, so with port 0 we cannot let TCP and UDP pick
     their own: we bind TCP to a free port, then UDP to that number, and retry when UDP is taken.
     """
+    tcp, udps = bind_same_port_for_workers(host, 1, attempts)
+    assert tcp is not None  # port 0: it binds one
+    return tcp, udps[0]
+
+
+def bind_same_port_for_workers(
+    host: str, workers: int, attempts: int = 50, port: int = 0
+) -> tuple[socket.socket | None, list[socket.socket]]:
+    """With ``port`` 0, a TCP socket on a free port of ``host`` and ``workers`` UDP sockets on that port
+    number; else no TCP socket (Hypercorn binds it) and the UDP sockets on ``port``.
+
+    With several workers every UDP socket has SO_REUSEPORT and each worker gets its own: the kernel then
+    hashes each datagram's address 4-tuple to one socket of the group, so all of a QUIC connection's
+    datagrams reach the one worker that holds its state (docs/http2-http3.md says what that does not cover).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(attempts):
-        tcp = socket.socket(family, socket.SOCK_STREAM)
-        udp = socket.socket(family, socket.SOCK_DGRAM)
+    for _ in range(attempts if port == 0 else 1):
+        tcp = socket.socket(family, socket.SOCK_STREAM) if port == 0 else None
+        udps: list[socket.socket] = []
         try:
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            tcp.bind((host, 0))
-            udp.bind((host, tcp.getsockname()[1]))
+            number = port
+            if tcp is not None:
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                tcp.bind((host, 0))
+                number = tcp.getsockname()[1]
+            for _ in range(workers):
+                udp = socket.socket(family, socket.SOCK_DGRAM)
+                udps.append(udp)
+                if workers > 1:
+                    udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                udp.bind((host, number))
         except OSError:
-            tcp.close()
-            udp.close()
+            for sock in [*udps, *([tcp] if tcp is not None else [])]:
+                sock.close()
+            if port:
+                raise
             continue
-        return tcp, udp
+        return tcp, udps
     raise OSError(f"no port on {host} is free for both TCP and UDP")
 
 
@@ -109,17 +143,24 @@ def serve(settings: Settings) -> int:
     except hypercorn_fixes.FixesMismatch as exc:
         print(f"tusedge: {exc}", file=sys.stderr)
         return 2
+    before, after = raise_nofile_limit()  # inherited by the worker processes
+    if after != before:
+        print(f"tusedge: raised the file descriptor limit (RLIMIT_NOFILE soft) from {before} to {after}",
+              file=sys.stderr)  # fmt: skip
     asyncio.run(_prepare(settings))
     os.environ["TUSEDGE_SETTINGS_JSON"] = settings.to_json()
     metrics_dir = prepare_multiprocess() if settings.workers > 1 and settings.metrics else None
     config = hypercorn_config(settings)
-    if settings.http3 and settings.port == 0:
-        tcp, udp = bind_same_port(settings.host)
+    more_quic: list[socket.socket] = []  # with --workers: the UDP sockets of workers 2..N
+    if settings.http3 and (settings.port == 0 or settings.workers > 1):
+        tcp, udps = bind_same_port_for_workers(settings.host, settings.workers, port=settings.port)
         # Hypercorn adopts already-bound sockets through fd:// binds; detach() hands the descriptors over.
-        config.bind = [f"fd://{tcp.detach()}"]
-        config.quic_bind = [f"fd://{udp.detach()}"]
+        if tcp is not None:
+            config.bind = [f"fd://{tcp.detach()}"]
+        config.quic_bind = [f"fd://{udps[0].detach()}"]
+        more_quic = udps[1:]
     try:
-        return run(config) if settings.workers == 1 else run_workers(config, settings.workers)
+        return run(config) if settings.workers == 1 else run_workers(config, settings.workers, more_quic)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

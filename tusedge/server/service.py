@@ -19,6 +19,7 @@ from tusedge.errors import (
     ExceedsUploadLength,
     LengthRequired,
     ModifyFinalUpload,
+    RequestTimeout,
     TusError,
     UploadFailed,
     UploadGone,
@@ -139,8 +140,10 @@ class TusService:
             lock = await self.locker.acquire(info.id, self.settings.lock_timeout_s)
             try:
                 info = await self._write_body(info, lock, body, length, request.content_length, request.checksum)
-            except UploadInterrupted:
-                raise  # another request has taken the upload over: it is theirs now
+            except (UploadInterrupted, RequestTimeout):
+                # Another request has taken the upload over (it is theirs now), or the body came too slowly
+                # and what arrived was kept as after a disconnect: the upload stays.
+                raise
             except TusError:
                 # All or nothing: a creation answered with an error (413, 460, 507 ...) leaves no upload
                 # behind; its client never learnt the URL. (A body cut off is no error: that upload stays.)

@@ -17,11 +17,13 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
+from collections.abc import Sequence
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 
 log = logging.getLogger("tusedge")
 
@@ -31,11 +33,16 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT)
 AS_SIGTERM = (signal.SIGHUP,)
 
 
-def run_workers(config: Config, count: int) -> int:
+def run_workers(config: Config, count: int, more_quic: Sequence[socket.socket] = ()) -> int:
+    """``more_quic``: with HTTP/3, the UDP sockets (SO_REUSEPORT, one port) of workers 2..N; the first
+    worker takes the one of ``config.quic_bind``. Each worker then reads only its own QUIC socket."""
     from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 
     worker = uvloop_worker if config.worker_class == "uvloop" else asyncio_worker
     sockets = config.create_sockets()
+    quic_of_worker = [sockets.quic_sockets, *([sock] for sock in more_quic)]
+    if more_quic and (len(quic_of_worker) != count or len(sockets.quic_sockets) != 1):
+        raise ValueError("one QUIC socket per worker")
     processes: list[BaseProcess] = []
     stopping = False
 
@@ -55,7 +62,13 @@ def run_workers(config: Config, count: int) -> int:
     try:
         context = multiprocessing.get_context("spawn")
         for _ in range(count):
-            process = context.Process(target=worker, kwargs={"config": config, "sockets": sockets})
+            index = len(processes)
+            own = (
+                Sockets(sockets.secure_sockets, sockets.insecure_sockets, quic_of_worker[index])
+                if more_quic
+                else sockets
+            )
+            process = context.Process(target=worker, kwargs={"config": config, "sockets": own})
             process.start()
             processes.append(process)
             if stopping:  # a signal came while we were starting them: the new one gets it too
@@ -76,6 +89,6 @@ def run_workers(config: Config, count: int) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets, *more_quic]:
             sock.close()
     return exitcode

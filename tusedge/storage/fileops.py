@@ -98,9 +98,10 @@ class Joined:
 
     shared: int = 0
     copied: int = 0
+    earlier: int = 0  # a merge: bytes of parts already joined while the final waited for others
 
     def __add__(self, other: Joined) -> Joined:
-        return Joined(self.shared + other.shared, self.copied + other.copied)
+        return Joined(self.shared + other.shared, self.copied + other.copied, self.earlier + other.earlier)
 
 
 def join_range(src: int, dst: int, count: int, src_offset: int, dst_offset: int, share: bool = True) -> Joined:
@@ -163,3 +164,32 @@ def copy_range(src: int, dst: int, count: int, src_offset: int, dst_offset: int)
         if n == 0:
             raise OSError(errno.EIO, f"source ended {count - done} bytes early")
         done += n
+
+
+# The record of the parts joined into a final upload before its last part was in (``FileStore.join_part``):
+# one line per part, ``<part id> <offset> <length>``, appended and synced after the part's bytes in the final
+# are synced. A line cut short by a crash is not a record (it has no newline); neither is a lost file: the
+# merge then joins that part again, which only costs time.
+def record_joined(path: str, part_id: str, offset: int, length: int, sync: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(fd, f"{part_id} {offset} {length}\n".encode())
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_joined(path: str) -> frozenset[tuple[str, int, int]]:
+    """The (part id, offset, length) records in ``path``; none when it does not exist."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode("ascii", "replace")
+    except FileNotFoundError:
+        return frozenset()
+    records = set()
+    for line in text.split("\n")[:-1]:  # the piece after the last newline is no record
+        fields = line.split(" ")
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+            records.add((fields[0], int(fields[1]), int(fields[2])))
+    return frozenset(records)

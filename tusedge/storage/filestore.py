@@ -110,6 +110,10 @@ class FileStore:
     def path(self, upload_id: str) -> Path:
         return self.directory / upload_id
 
+    def joined_path(self, final_id: str) -> Path:
+        """The record of the parts already joined into a final upload that waits for others."""
+        return self.directory / f"{final_id}.joined"
+
     async def create(self, upload_id: str, length: int | None) -> None:
         await run_storage(upload_id, fileops.create, str(self.path(upload_id)), length, self.preallocate, self.fsync)
 
@@ -124,35 +128,81 @@ class FileStore:
         return FileWriter(upload_id, None, self.fsync, str(self.path(upload_id)))
 
     async def remove(self, upload_id: str) -> None:
-        await run_storage(upload_id, fileops.remove, str(self.path(upload_id)))
+        def work() -> None:
+            fileops.remove(str(self.path(upload_id)))
+            fileops.remove(str(self.joined_path(upload_id)))  # a final removed before it was merged
+
+        await run_storage(upload_id, work)
 
     async def truncate(self, upload_id: str, length: int) -> None:
         """Trim preallocated or unverified bytes past ``length`` (used once an upload is complete)."""
         await run_storage(upload_id, fileops.truncate, str(self.path(upload_id)), length)
 
+    async def join_part(self, final_id: str, part_id: str, offset: int, length: int) -> fileops.Joined | None:
+        """Join one finished part into a final upload that is still waiting for others, at its place
+        (``offset``), sharing blocks where the file system can; sync the final, then record the part
+        (``joined_path``) so the merge skips it. None when the final's or the part's file is gone (the
+        final was removed or completed meanwhile). Safe beside a merge of the same final in any order:
+        both write the same bytes to the same range, and the merge joins every part it has no record of."""
+
+        def work() -> fileops.Joined | None:
+            try:
+                dst = fileops.open_write(str(self.path(final_id)))
+            except FileNotFoundError:
+                return None
+            try:
+                try:
+                    src = fileops.open_read(str(self.path(part_id)))
+                except FileNotFoundError:
+                    return None
+                try:
+                    joined = fileops.join_range(src, dst, length, 0, offset)
+                finally:
+                    fileops.close(src)
+                if self.fsync:
+                    fileops.sync(dst)
+            finally:
+                fileops.close(dst)
+            fileops.record_joined(str(self.joined_path(final_id)), part_id, offset, length, self.fsync)
+            return joined
+
+        return await run_storage(final_id, work)
+
+    async def joined(self, final_id: str) -> frozenset[tuple[str, int, int]]:
+        """The parts recorded by ``join_part`` as (part id, offset, length)."""
+        return await run_storage(final_id, fileops.read_joined, str(self.joined_path(final_id)))
+
     async def merge(self, final_id: str, parts: Sequence[tuple[str, int]]) -> fileops.Joined:
         """Write the parts (id, length) one after another into the final's file, sharing their blocks
         where the file system can (reflinks: XFS, btrfs) and copying inside the kernel otherwise, then sync
-        it; return how many bytes were shared and copied. Restartable: it always rewrites the final."""
+        it; return how many bytes were shared and copied, and how many were there already (parts joined by
+        ``join_part`` at the same place, which are skipped). Restartable: every part without a record is
+        joined again, and the final cut to its length; the record goes once the final is synced."""
 
         def work() -> fileops.Joined:
+            recorded = fileops.read_joined(str(self.joined_path(final_id)))
             dst = fileops.open_write(str(self.path(final_id)))
             try:
-                os.ftruncate(dst, 0)  # a restarted merge starts from an empty file, not a half-joined one
+                if not recorded:
+                    os.ftruncate(dst, 0)  # a restarted merge starts from an empty file, not a half-joined one
                 joined, offset = fileops.Joined(), 0
                 for part_id, length in parts:
-                    src = fileops.open_read(str(self.path(part_id)))
-                    try:
-                        joined += fileops.join_range(src, dst, length, 0, offset)
-                    finally:
-                        fileops.close(src)
+                    if (part_id, offset, length) in recorded:
+                        joined += fileops.Joined(earlier=length)
+                    else:
+                        src = fileops.open_read(str(self.path(part_id)))
+                        try:
+                            joined += fileops.join_range(src, dst, length, 0, offset)
+                        finally:
+                            fileops.close(src)
                     offset += length
                 os.ftruncate(dst, offset)
                 if self.fsync:
                     fileops.sync(dst)
-                return joined
             finally:
                 fileops.close(dst)
+            fileops.remove(str(self.joined_path(final_id)))
+            return joined
 
         return await run_storage(final_id, work)
 

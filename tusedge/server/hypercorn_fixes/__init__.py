@@ -5,18 +5,18 @@ Hypercorn has no settings or hooks for these, so we replace a few of its protoco
 replacement is one :class:`~tusedge.server.hypercorn_fixes.table.Patch` in ``PATCHES``: its target, why,
 where upstream stands, a fingerprint of the original and the test that fails without it. :func:`install`
 refuses to run on a Hypercorn or aioquic other than the one the patches were written for, or when a patched
-function's source has changed. One module per protocol (``tcp``, ``h2``, ``h3``, ``quic``); docs/hypercorn-fixes.md
-is the table in prose and says how to add an entry and how to upgrade.
+function's source has changed. One module per protocol (``tcp``, ``h11``, ``h2``, ``h3``, ``quic``);
+docs/hypercorn-fixes.md is the table in prose and says how to add an entry and how to upgrade.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from tusedge.server.hypercorn_fixes import h2, h3, quic, tcp
+from tusedge.server.hypercorn_fixes import h2, h3, h11, quic, tcp
 from tusedge.server.hypercorn_fixes.table import FixesMismatch, Patch, apply, verify
 
-PATCHES: tuple[Patch, ...] = (*tcp.PATCHES, *h2.PATCHES, *h3.PATCHES, *quic.PATCHES)
+PATCHES: tuple[Patch, ...] = (*tcp.PATCHES, *h11.PATCHES, *h2.PATCHES, *h3.PATCHES, *quic.PATCHES)
 
 __all__ = ["PATCHES", "FixesMismatch", "Patch", "check", "install"]
 

@@ -5,15 +5,175 @@
   kept the connection's task group open, so the socket sat in CLOSE-WAIT, holding a file descriptor, for
   ``--keep-alive-s``. 500 quick ``curl -X OPTIONS`` left 500 sockets open. When the read loop ends we stop
   the idle timer, so the connection closes as soon as its requests (if any are still running) are done.
+* Closing a socket with unread bytes in it makes the kernel answer with a reset, which can destroy the
+  answer just sent before the client reads it: a 1 MiB header block got a reset, not its 431, and so could
+  any error answered before a body was read. A connection closed while its client is still sending now
+  closes the way RFC 9112 9.6 asks: our side is shut down first (the client sees the answer end), then
+  what it sends is read and dropped until it closes too, for at most ``LINGER_S`` and ``LINGER_BYTES``.
+* Nothing bounded the time a request's head could take: a client sending one header byte a second held
+  its connection until ``--keep-alive-s`` had passed with no byte at all. Once the first byte of a request
+  has arrived, the whole head must arrive within ``--header-timeout-s``, else 408 and the connection
+  closes.
+* Hypercorn tells the app nothing about connections. Each connection is registered in the app's
+  :class:`~tusedge.server.connections.ConnectionTable` (from the lifespan state) for as long as it is open,
+  and its record rides in every request's ``scope["state"]``: the per-client connection cap and the file
+  descriptor reserve answer from there.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import struct
+import termios
+import time
+from ssl import SSLError
 from typing import Any
 
-from hypercorn.asyncio.tcp_server import TCPServer
+import h11
+from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.events import Closed, RawData
+from hypercorn.protocol.h11 import H11Protocol
 
 from tusedge.server.hypercorn_fixes.table import Patch
+
+LINGER_S = 2.0
+"""How long a closing connection goes on reading (and dropping) what its client still sends."""
+LINGER_BYTES = 8 * 1024 * 1024
+"""The most it reads so; a client still sending past this gets the reset."""
+
+_READ_ERRORS = (ConnectionError, OSError, SSLError, RuntimeError)
+
+
+def _h11(server: TCPServer) -> h11.Connection | None:
+    wrapper = getattr(server, "protocol", None)
+    inner = getattr(wrapper, "protocol", None)
+    if isinstance(inner, H11Protocol) and isinstance(inner.connection, h11.Connection):
+        return inner.connection
+    return None
+
+
+def _unread_bytes(server: TCPServer) -> int:
+    sock = server.writer.get_extra_info("socket")
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
+
+def _client_still_sending(server: TCPServer) -> bool:
+    if server.reader.at_eof():
+        return False
+    connection = _h11(server)
+    if connection is not None and connection.their_state not in (h11.IDLE, h11.DONE, h11.CLOSED):
+        return True  # mid-request (its body not read, or a head h11 refused)
+    return _unread_bytes(server) > 0
+
+
+async def _drop_input(server: TCPServer, until: float) -> None:
+    """Read and drop what the client sends until it closes, ``until`` passes or LINGER_BYTES arrived."""
+    dropped = 0
+    while not server.reader.at_eof() and dropped <= LINGER_BYTES:
+        left = until - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            data = await asyncio.wait_for(server.reader.read(MAX_RECV), left)
+        except (TimeoutError, *_READ_ERRORS):
+            return
+        dropped += len(data)
+
+
+def _wrap_close(original: Any) -> Any:
+    async def _close(self: TCPServer) -> None:
+        if not getattr(self, "tusedge_lingered", False):
+            self.tusedge_lingered = True  # type: ignore[attr-defined]
+            if _client_still_sending(self):
+                until = time.monotonic() + LINGER_S
+                self.tusedge_linger_until = until  # type: ignore[attr-defined]
+                with contextlib.suppress(NotImplementedError, OSError, RuntimeError):
+                    self.writer.write_eof()  # the client sees our answer end (not with TLS: no half-close)
+                reader = getattr(self, "tusedge_reader", None)
+                done: asyncio.Event | None = getattr(self, "tusedge_read_done", None)
+                if reader is asyncio.current_task() or reader is None or done is None or reader.done():
+                    await _drop_input(self, until)
+                else:  # the read loop, in another task, drops the input until the client closes
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(done.wait(), LINGER_S)
+        await original(self)
+
+    return _close
+
+
+def _head_started(server: TCPServer, since: float | None) -> float | None:
+    """When the head now being received began (None: no head is pending, a request is under way)."""
+    connection = _h11(server)
+    if connection is None or connection.their_state is not h11.IDLE:
+        return None
+    return since if since is not None else time.monotonic()
+
+
+async def _head_timed_out(server: TCPServer) -> None:
+    inner = server.protocol.protocol
+    if isinstance(inner, H11Protocol) and inner.connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+        with contextlib.suppress(h11.LocalProtocolError):
+            await inner._send_error_response(408)
+
+
+async def _read_data(self: TCPServer) -> None:
+    self.tusedge_reader = asyncio.current_task()  # type: ignore[attr-defined]
+    self.tusedge_read_done = done = asyncio.Event()  # type: ignore[attr-defined]
+    header_timeout: float | None = getattr(self.config, "tusedge_header_timeout_s", None) or None
+    head_since: float | None = None
+    try:
+        while not self.reader.at_eof():
+            timeout: float | None = self.config.read_timeout
+            linger_until: float | None = getattr(self, "tusedge_linger_until", None)
+            if linger_until is not None:
+                await _drop_input(self, linger_until)
+                break
+            if head_since is not None and header_timeout is not None:
+                left = max(0.0, head_since + header_timeout - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
+            try:
+                data = await asyncio.wait_for(self.reader.read(MAX_RECV), timeout)
+            except TimeoutError:
+                if head_since is not None and header_timeout is not None:
+                    if time.monotonic() >= head_since + header_timeout:
+                        await _head_timed_out(self)
+                break
+            except _READ_ERRORS:
+                break
+            if getattr(self, "tusedge_linger_until", None) is not None:
+                continue  # closing: dropped (the loop's next turn drops the rest)
+            await self.protocol.handle(RawData(data))
+            if header_timeout is not None and data:
+                head_since = _head_started(self, head_since)
+    finally:
+        done.set()
+    await self.protocol.handle(Closed())
+
+
+def _wrap_run(original: Any) -> Any:
+    async def run(self: TCPServer) -> None:
+        from tusedge.server.connections import CONNECTION_KEY, STATE_KEY, ConnectionTable
+
+        table = self.state.get(STATE_KEY) if isinstance(self.state, dict) else None
+        if not isinstance(table, ConnectionTable):
+            await original(self)
+            return
+        sock = self.writer.get_extra_info("socket")
+        peer = self.writer.get_extra_info("peername")
+        connection = table.open(str(peer[0]) if peer else "?", sock.fileno() if sock is not None else -1)
+        self.state = {**self.state, CONNECTION_KEY: connection}
+        try:
+            await original(self)
+        finally:
+            table.close(connection)
+
+    return run
 
 
 def _wrap_read_data(original: Any) -> Any:
@@ -28,6 +188,19 @@ def _wrap_read_data(original: Any) -> Any:
 
 PATCHES = (
     Patch(
+        name="tcp-read-loop",
+        target=TCPServer,
+        attribute="_read_data",
+        build=lambda original: _read_data,
+        kind="replace",
+        fingerprint="8e7ad8f4bfca2fd2",
+        reason="a request's head must arrive within --header-timeout-s of its first byte (408), and a"
+        " connection that is closing drops what its client still sends instead of parsing it",
+        upstream="hypercorn 0.18.0 asyncio/tcp_server.py TCPServer._read_data has one read_timeout per read"
+        " and no head timeout; no upstream issue",
+        test="tests/e2e/test_connection_hygiene.py::test_a_head_trickled_slower_than_the_header_timeout_gets_408",
+    ),
+    Patch(
         name="tcp-eof-releases",
         target=TCPServer,
         attribute="_read_data",
@@ -39,5 +212,29 @@ PATCHES = (
         upstream="hypercorn 0.18.0 asyncio/tcp_server.py TCPServer._read_data ends on EOF but run() then waits"
         " for the idle task (keep_alive_timeout) in its task group; no upstream issue",
         test="tests/e2e/test_connection_hygiene.py::test_a_departed_client_is_released_at_once",
+    ),
+    Patch(
+        name="tcp-connection-table",
+        target=TCPServer,
+        attribute="run",
+        build=_wrap_run,
+        kind="wrap",
+        fingerprint="9437d01a916d887b",
+        reason="each connection is registered with the app while it is open (per-client connection cap, the"
+        " file descriptor reserve's 503)",
+        upstream="hypercorn 0.18.0 asyncio/tcp_server.py TCPServer.run; ASGI has no connection events",
+        test="tests/e2e/test_connection_hygiene.py::test_a_client_past_its_connection_cap_gets_429",
+    ),
+    Patch(
+        name="tcp-lingering-close",
+        target=TCPServer,
+        attribute="_close",
+        build=_wrap_close,
+        kind="wrap",
+        fingerprint="ea76225e14315206",
+        reason="a connection closed while its client still sends shuts down our side, then drops input until"
+        " the client closes (RFC 9112 9.6), so the answer (431, 400, 408, 413...) is not lost to a reset",
+        upstream="hypercorn 0.18.0 asyncio/tcp_server.py TCPServer._close closes at once; no upstream issue",
+        test="tests/e2e/test_connection_hygiene.py::test_a_one_mib_head_gets_its_431_not_a_reset",
     ),
 )
