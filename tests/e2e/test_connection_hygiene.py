@@ -21,6 +21,7 @@ from tls_servers import https_server
 
 from tusedge.client.http3 import H3Transport
 from tusedge.protocol.metadata import MAX_REQUEST_HEAD_BYTES
+from tusedge.server.hypercorn_fixes.tcp import REFUSED_IDLE_S
 from tusedge.tls import ssl_context_for
 
 KIB = 1024
@@ -392,6 +393,9 @@ def test_connections_get_503_with_a_reason_before_descriptors_run_out(tusedge_se
         assert "running out of file descriptors" in refused.body.decode()
         assert refused.headers["connection"] == "close"
         assert any("file descriptors run short" in line for line in tusedge_server.log)
+        with connect(port) as idle:  # in the reserve too, and sends nothing: closed within REFUSED_IDLE_S
+            idle.settimeout(REFUSED_IDLE_S + 5)
+            assert idle.recv(1) == b""
     finally:
         for sock in held:
             sock.close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import fcntl
 import struct
 import termios
@@ -42,6 +43,9 @@ LINGER_S = 2.0
 """How long a closing connection goes on reading (and dropping) what its client still sends."""
 LINGER_BYTES = 8 * 1024 * 1024
 """The most it reads so; a client still sending past this gets the reset."""
+
+REFUSED_IDLE_S = 2.0
+"""How long a connection that is refused (past a per-client cap, in the descriptor reserve) may stay idle."""
 
 _READ_ERRORS = (ConnectionError, OSError, SSLError, RuntimeError)
 
@@ -168,6 +172,11 @@ def _wrap_run(original: Any) -> Any:
         peer = self.writer.get_extra_info("peername")
         connection = table.open(str(peer[0]) if peer else "?", sock.fileno() if sock is not None else -1)
         self.state = {**self.state, CONNECTION_KEY: connection}
+        if connection.refusal is not None and self.config.keep_alive_timeout > REFUSED_IDLE_S:
+            # A connection that is only there to be refused gets no minute of keep-alive to sit on its
+            # descriptor (or its place under the client's cap) without sending a request.
+            self.config = copy.copy(self.config)
+            self.config.keep_alive_timeout = REFUSED_IDLE_S
         try:
             await original(self)
         finally:
