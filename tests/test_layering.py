@@ -65,7 +65,8 @@ ALLOWED: dict[str, set[str]] = {
     "ids": set(),
     "tokenbucket": set(),
     "tls": set(),
-    "config": set(),
+    "config": {"events"},
+    "events": set(),
     "threads": set(),
     "checksum": {"errors"},  # not storage: the Hasher protocol is checksum's own
     "signing": {"errors"},
@@ -89,6 +90,7 @@ ALLOWED: dict[str, set[str]] = {
         "state",
         "locking",
         "threads",
+        "events",
     },
     "admin": {"errors", "config", "protocol", "server", "state", "storage", "locking"},
     "cli": {"__init__", "config", "admin", "client", "server", "signing", "tls"},

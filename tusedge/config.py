@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tusedge.events import HookEvent
+
 ENV_PREFIX = "TUSEDGE_"
 KIB = 1024
 MIB = 1024 * KIB
@@ -77,7 +79,7 @@ class Settings:
         default="", metadata=_help("URL that receives upload events as JSON POSTs (pre-create decides); empty: none")
     )
     hook_events: tuple[str, ...] = field(
-        default=("pre-create", "post-create", "post-finish", "post-terminate", "post-expire"),
+        default=tuple(HookEvent),
         metadata=_help("events sent to hook_url (comma list)"),
     )
     hook_timeout_s: float = field(default=5.0, metadata=_help("how long a hook may take to answer"))
@@ -224,7 +226,7 @@ class Settings:
             raise SettingsError("reaper_interval_s must be above 0")
         if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgres")):
             raise SettingsError("database_url must be sqlite+aiosqlite://... or postgresql://... (asyncpg)")
-        unknown = set(self.hook_events) - {"pre-create", "post-create", "post-finish", "post-terminate", "post-expire"}
+        unknown = set(self.hook_events) - set(HookEvent)
         if unknown:
             raise SettingsError(f"unknown hook_events: {', '.join(sorted(unknown))}")
         if self.hook_url and not self.hook_url.startswith(("http://", "https://")):

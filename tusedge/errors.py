@@ -11,9 +11,9 @@ from typing import ClassVar
 
 
 class TusError(Exception):
-    """Base of all errors a tus request can end in. The message is one line, shown to the client.
-    ``status`` may be narrowed per instance where one condition has two fitting codes (e.g. a final
-    upload naming a part that does not exist: 404 rather than 400)."""
+    """Base of all errors a tus request can end in. The message is one line, shown to the client. Each
+    condition is its own class with its own status; ``status`` is given per instance only where someone
+    else decides it (HookRefused: the pre-create hook's own 4xx)."""
 
     status: int = 400
     code: ClassVar[str] = "ERR_BAD_REQUEST"
@@ -61,6 +61,14 @@ class ChecksumAlgorithmUnsupported(TusError):
 class InvalidConcat(TusError):
     code = "ERR_INVALID_CONCAT"
     default_message = "invalid Upload-Concat"
+
+
+class PartialUploadNotFound(InvalidConcat):
+    """A final upload names a partial upload that does not exist (or is gone): 404 rather than 400."""
+
+    status = 404
+    code = "ERR_PARTIAL_UPLOAD_NOT_FOUND"
+    default_message = "a partial upload named in Upload-Concat does not exist"
 
 
 class IncompleteRequest(TusError):

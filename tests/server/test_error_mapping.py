@@ -28,6 +28,7 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.LengthAlreadySet: (400, "ERR_LENGTH_ALREADY_SET"),
     errors.ChecksumAlgorithmUnsupported: (400, "ERR_UNSUPPORTED_CHECKSUM_ALGORITHM"),
     errors.InvalidConcat: (400, "ERR_INVALID_CONCAT"),
+    errors.PartialUploadNotFound: (404, "ERR_PARTIAL_UPLOAD_NOT_FOUND"),
     errors.ModifyFinalUpload: (403, "ERR_MODIFY_FINAL"),
     errors.UploadNotFound: (404, "ERR_UPLOAD_NOT_FOUND"),
     errors.OffsetMismatch: (409, "ERR_MISMATCHED_OFFSET"),
@@ -147,12 +148,20 @@ async def test_an_error_that_closes_the_connection_says_so_over_http1(cls: type[
     assert "connection" not in (await _request(errors.OffsetMismatch(), "PATCH", b"body")).headers
 
 
-async def test_status_narrowed_per_instance() -> None:
-    """A final naming a part that does not exist: InvalidConcat, but 404 rather than 400."""
-    response = await _request(errors.InvalidConcat("partial upload x does not exist", status=404), "POST")
+async def test_a_missing_partial_upload_is_its_own_404() -> None:
+    """A final naming a part that does not exist: an InvalidConcat of its own class, 404 rather than 400
+    (a class, not a status narrowed per instance)."""
+    response = await _request(errors.PartialUploadNotFound("partial upload x does not exist"), "POST")
     assert response.status_code == 404
     assert response.text == "partial upload x does not exist\n"
+    assert isinstance(errors.PartialUploadNotFound(), errors.InvalidConcat)
     assert errors.InvalidConcat().status == 400
+
+
+async def test_a_hook_refusal_carries_the_hooks_status() -> None:
+    """The one status given per instance: the pre-create hook's own 4xx."""
+    response = await _request(errors.HookRefused("over quota", status=413), "POST")
+    assert response.status_code == 413
 
 
 async def test_messages_stay_on_one_line() -> None:

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 import asyncpg
+
+if TYPE_CHECKING:  # generic only in asyncpg-stubs
+    from asyncpg.pool import PoolConnectionProxy
 
 from tusedge.errors import ServerBusy, UploadLocked
 
@@ -26,6 +29,9 @@ POLL_S = 0.05
 # A release request counts while its sender keeps repeating it (every POLL_S); one older than this is
 # from a request that gave up or got the lock.
 REQUEST_FRESH_S = 1.0
+
+# A connection of the locker's pool: the session that holds one advisory lock.
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -44,9 +50,9 @@ def _channel(upload_id: str) -> str:
 
 
 class PgLock:
-    def __init__(self, upload_id: str, conn: Any, pool: asyncpg.Pool) -> None:
+    def __init__(self, upload_id: str, conn: Connection, pool: asyncpg.Pool[asyncpg.Record]) -> None:
         self.upload_id = upload_id
-        self._conn: Any = conn
+        self._conn: Connection | None = conn
         self._pool = pool
         self._asked_at = float("-inf")
 
@@ -54,6 +60,7 @@ class PgLock:
         self._asked_at = time.monotonic()
 
     async def listen(self) -> None:
+        assert self._conn is not None
         await self._conn.add_listener(_channel(self.upload_id), self._on_notify)
 
     async def release_requested(self) -> bool:
@@ -75,7 +82,7 @@ class PostgresLocker:
     def __init__(self, database_url: str, max_connections: int = 100) -> None:
         self.dsn = asyncpg_dsn(database_url)
         self.max_connections = max_connections
-        self._pool: asyncpg.Pool | None = None
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
 
     async def start(self) -> None:
         self._pool = await asyncpg.create_pool(self.dsn, min_size=0, max_size=self.max_connections)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
-from tusedge.errors import InvalidConcat
+from tusedge.errors import InvalidConcat, PartialUploadNotFound
 from tusedge.protocol.upload import ConcatKind, UploadInfo
 
 
@@ -31,7 +31,7 @@ def check_parts(ids: Sequence[str], parts: dict[str, UploadInfo]) -> None:
     for upload_id in ids:
         info = parts.get(upload_id)
         if info is None or info.status.gone:
-            raise InvalidConcat(f"partial upload {upload_id} does not exist", status=404)
+            raise PartialUploadNotFound(f"partial upload {upload_id} does not exist")
         if info.concat is not ConcatKind.PARTIAL:
             raise InvalidConcat(f"upload {upload_id} was not created as a partial upload")
 

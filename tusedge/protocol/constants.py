@@ -73,20 +73,3 @@ EXPOSED_HEADERS = (
     "Content-Range",
     "Accept-Ranges",
 )
-
-# Every request header a tus client may send.
-REQUEST_HEADERS = (
-    Header.TUS_RESUMABLE,
-    Header.UPLOAD_OFFSET,
-    Header.UPLOAD_LENGTH,
-    Header.UPLOAD_DEFER_LENGTH,
-    Header.UPLOAD_METADATA,
-    Header.UPLOAD_CHECKSUM,
-    Header.UPLOAD_CONCAT,
-    Header.METHOD_OVERRIDE,
-    "Content-Type",
-    "Content-Encoding",
-    "Authorization",
-    "X-Requested-With",
-    "Upload-Digest",
-)

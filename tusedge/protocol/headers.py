@@ -235,7 +235,3 @@ def parse_concat(value: str | None) -> ConcatHeader | None:
             raise InvalidConcat("Upload-Concat: final must name at least one partial upload")
         return ConcatHeader(partial=False, parts=urls)
     raise InvalidConcat("Upload-Concat must be 'partial' or 'final;<url> <url> ...'")
-
-
-def format_concat(concat: ConcatHeader) -> str:
-    return "partial" if concat.partial else "final;" + " ".join(concat.parts)

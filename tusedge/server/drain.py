@@ -95,10 +95,6 @@ class Drain:
         self._deadline: asyncio.TimerHandle | None = None
         self._past_deadline = False
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._bodies)
-
     def begin(self) -> None:
         """Stop taking uploads; cut the bodies still streaming after ``timeout_s``. Idempotent."""
         if self.draining:

@@ -30,6 +30,7 @@ import httpx
 
 from tusedge.config import Settings
 from tusedge.errors import HookRefused, HookUnavailable
+from tusedge.events import HookEvent
 from tusedge.protocol.metadata import parse_metadata
 from tusedge.protocol.requests import CreateUpload
 from tusedge.protocol.upload import UploadInfo
@@ -37,7 +38,6 @@ from tusedge.state.outbox import EventOutbox, PendingEvent
 
 log = logging.getLogger("tusedge")
 
-EVENTS = ("pre-create", "post-create", "post-finish", "post-terminate", "post-expire")
 RETRY_DELAYS_S = (0.5, 2.0, 8.0, 30.0, 60.0, 300.0, 900.0, 3600.0)  # then every hour
 GIVE_UP_AFTER = timedelta(days=1)
 POLL_S = 1.0  # also picks up events written by other processes
@@ -110,21 +110,21 @@ class Hooks:
         self, settings: Settings, outbox: EventOutbox | None = None, clock: Callable[[], datetime] = _utcnow
     ) -> None:
         self.url = settings.hook_url
-        self.events = frozenset(settings.hook_events) if self.url else frozenset()
+        self.events = frozenset(HookEvent(name) for name in settings.hook_events) if self.url else frozenset()
         self.timeout_s = settings.hook_timeout_s
         self.outbox = outbox
         self.clock = clock
-        if self.outbox is None and self.events - {"pre-create"}:
+        if self.outbox is None and self.delivers:
             raise ValueError("post-* hooks need an outbox")
         self._client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
 
-    def wants(self, event: str) -> bool:
+    def wants(self, event: HookEvent) -> bool:
         return event in self.events
 
     @property
     def delivers(self) -> bool:
-        return bool(self.events - {"pre-create"})
+        return any(not event.decides for event in self.events)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -141,9 +141,9 @@ class Hooks:
 
     async def pre_create(self, upload: UploadFields, request: RequestFields | None) -> None:
         """Ask the hook; raise HookRefused with its status and reason, or HookUnavailable."""
-        if not self.wants("pre-create"):
+        if not self.wants(HookEvent.PRE_CREATE):
             return
-        event: dict[str, Any] = {"type": "pre-create", "upload": upload}
+        event: dict[str, Any] = {"type": HookEvent.PRE_CREATE.value, "upload": upload}
         if request is not None:
             event["request"] = request
         try:
@@ -157,12 +157,12 @@ class Hooks:
         status = answer.status_code if 400 <= answer.status_code < 500 else 403
         raise HookRefused(reason, status=status)
 
-    async def notify(self, event_type: str, upload: UploadFields, request: RequestFields | None = None) -> None:
+    async def notify(self, event_type: HookEvent, upload: UploadFields, request: RequestFields | None = None) -> None:
         """Put a post-* event in the outbox for delivery; a failure to record it is logged, never raised
         (the change it reports has happened)."""
         if not self.wants(event_type) or self.outbox is None:
             return
-        event: dict[str, Any] = {"type": event_type, "upload": upload}
+        event: dict[str, Any] = {"type": event_type.value, "upload": upload}
         if request is not None:
             event["request"] = request
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tusedge.events import HookEvent
 from tusedge.protocol.upload import Status, UploadInfo
 from tusedge.server.components import Components
 from tusedge.server.hooks import upload_fields
@@ -22,7 +23,7 @@ def expiry(c: Components, now: datetime) -> datetime | None:
 async def completed(c: Components, info: UploadInfo) -> None:
     """``info`` has just been committed COMPLETE (all bytes in, merged and verified)."""
     c.metrics.uploads_completed.inc()
-    await c.hooks.notify("post-finish", upload_fields(info, c.settings.base_path))
+    await c.hooks.notify(HookEvent.POST_FINISH, upload_fields(info, c.settings.base_path))
 
 
 async def retire(c: Components, upload_id: str, tombstone: Status) -> None:

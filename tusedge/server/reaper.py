@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from tusedge.errors import UploadLocked
+from tusedge.events import HookEvent
 from tusedge.protocol.upload import Status
 from tusedge.server import lifecycle
 from tusedge.server.components import Components
@@ -36,7 +37,7 @@ async def expire(c: Components) -> int:
             info = await c.repository.get(upload_id)
             if info is not None and info.expired_at(c.clock()):
                 await lifecycle.retire(c, upload_id, Status.EXPIRED)
-                await c.hooks.notify("post-expire", upload_fields(info, c.settings.base_path))
+                await c.hooks.notify(HookEvent.POST_EXPIRE, upload_fields(info, c.settings.base_path))
                 removed += 1
         finally:
             await lock.release()

@@ -27,6 +27,7 @@ from tusedge.errors import (
     UploadNotFound,
     UploadNotReady,
 )
+from tusedge.events import HookEvent
 from tusedge.ids import is_upload_id, new_upload_id
 from tusedge.locking.base import Lock
 from tusedge.protocol.concat import check_parts, final_length, part_ids
@@ -99,7 +100,7 @@ class TusService:
         info = await self._create(request, body, max_size)
         kind = "single" if info.concat is None else info.concat.value
         self.components.metrics.uploads_created.labels(kind).inc()
-        await hooks.notify("post-create", upload_fields(info, self.settings.base_path), asking)
+        await hooks.notify(HookEvent.POST_CREATE, upload_fields(info, self.settings.base_path), asking)
         return info
 
     async def _create(
@@ -345,7 +346,7 @@ class TusService:
             await lifecycle.retire(self.components, upload_id, Status.TERMINATED)
         finally:
             await lock.release()
-        await self.components.hooks.notify("post-terminate", upload_fields(info, self.settings.base_path))
+        await self.components.hooks.notify(HookEvent.POST_TERMINATE, upload_fields(info, self.settings.base_path))
 
     # --- downloads -----------------------------------------------------------------------------------
     async def download(self, upload_id: str) -> Download:
