@@ -71,9 +71,10 @@ ALLOWED: dict[str, set[str]] = {
     "checksum": {"errors"},  # not storage: the Hasher protocol is checksum's own
     "signing": {"errors"},
     "protocol": {"errors"},
-    "storage": {"errors", "checksum", "threads"},
+    "oserrors": {"errors", "threads"},
+    "storage": {"errors", "checksum", "threads", "oserrors"},
     "state": {"errors", "protocol", "threads"},
-    "locking": {"errors", "threads"},
+    "locking": {"errors", "threads", "oserrors"},
     # the client: nothing of server, state, storage, locking or admin
     "client": {"errors", "protocol", "checksum", "tokenbucket", "config"},
     "http3": {"client"},  # the documented import path of tusedge.client.http3
@@ -96,10 +97,6 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"__init__", "config", "admin", "client", "server", "signing", "tls"},
     "__main__": {"cli"},
 }
-# Edges the graph does not allow that still exist, each with what removes it (the test fails once it is gone,
-# so the exception is dropped with it): locking/filelock.py runs lock-file calls through storage's
-# run_storage (OSError -> typed error), which moves out of storage with the worker threads.
-PENDING: set[tuple[str, str]] = {("locking", "storage")}
 
 
 def _part(module: str) -> str:
@@ -144,13 +141,6 @@ def test_imports_follow_the_dependency_graph() -> None:
         f"{module} imports {target}"
         for module, targets in import_graph().items()
         for part, target in targets
-        if part != _part(module) and part not in ALLOWED[_part(module)] and (_part(module), part) not in PENDING
+        if part != _part(module) and part not in ALLOWED[_part(module)]
     )
     assert wrong == []
-
-
-@pytest.mark.parametrize(("source", "target"), sorted(PENDING))
-def test_pending_exceptions_still_exist(source: str, target: str) -> None:
-    """An exception in PENDING that no import needs any more is removed from it (the graph only tightens)."""
-    edges = {(_part(module), part) for module, targets in import_graph().items() for part, _ in targets}
-    assert (source, target) in edges

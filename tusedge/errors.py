@@ -299,7 +299,7 @@ class InsufficientStorage(TusError):
     default_message = "not enough storage on the server"
 
 
-# Storage failures: the store translates each OSError at its edge (tusedge/storage/oserrors.py) --------
+# Storage failures: the store translates each OSError at its edge (tusedge/oserrors.py) --------
 class FileTooLarge(TusError):
     """The file system cannot hold a file this large (EFBIG): the client's length is the cause."""
 

@@ -271,7 +271,7 @@ async def test_a_small_body_reaches_the_disk_in_one_worker_call(
 ) -> None:
     """A body that fits one batch is opened, written, synced and closed in one worker-thread call (the
     small-upload path, docs/performance.md), and is durable when the pump returns."""
-    import tusedge.storage.filestore as filestore
+    import tusedge.oserrors as oserrors
     from tusedge.storage import fileops
     from tusedge.threads import run_blocking
 
@@ -282,7 +282,7 @@ async def test_a_small_body_reaches_the_disk_in_one_worker_call(
         calls.append(getattr(func, "__name__", repr(func)))
         return await real(func, *args, **kwargs)
 
-    monkeypatch.setattr(filestore, "run_blocking", counting)
+    monkeypatch.setattr(oserrors, "run_blocking", counting)  # every store call goes through run_storage
     store = FileStore(tmp_path / "uploads", preallocate=True)
     store.setup()
     await store.create(UPLOAD, 1000)

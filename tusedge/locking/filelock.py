@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 
 from tusedge.errors import UploadLocked
-from tusedge.storage.filestore import run_storage
+from tusedge.oserrors import run_storage
 from tusedge.threads import run_blocking
 
 POLL_S = 0.05

@@ -11,24 +11,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from tusedge.checksum import Hasher
 from tusedge.errors import InsufficientStorage
+from tusedge.oserrors import run_storage
 from tusedge.storage import fileops
-from tusedge.storage.oserrors import storage_error
-from tusedge.threads import run_blocking
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-async def run_storage(upload_id: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """``run_blocking``, with an OSError translated into the typed error a client gets (oserrors.py)."""
-    try:
-        return await run_blocking(func, *args, **kwargs)
-    except OSError as exc:
-        raise storage_error(exc, upload_id) from exc
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""tusedge.storage.oserrors: each errno a file operation can fail with becomes the typed error its client gets,
+"""tusedge.oserrors: each errno a file operation can fail with becomes the typed error its client gets,
 never an OSError that would end as an untyped 500."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tusedge.errors import (
     TusError,
     UploadNotFound,
 )
-from tusedge.storage.oserrors import storage_error
+from tusedge.oserrors import storage_error
 
 
 @pytest.mark.parametrize(
