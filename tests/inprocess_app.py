@@ -6,7 +6,7 @@ through HTTP."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -66,6 +66,16 @@ async def until(condition: Callable[[], bool], what: str, timeout_s: float = 10.
     try:
         async with asyncio.timeout(timeout_s):
             while not condition():
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout_s} s: {what}") from None
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10.0) -> None:
+    """:func:`until` for state that takes an await to read (a row in the state database)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not await check():
                 await asyncio.sleep(0.005)
     except TimeoutError:
         raise AssertionError(f"not within {timeout_s} s: {what}") from None

@@ -109,6 +109,9 @@ class Finisher:
             except (TusError, OSError) as exc:  # nothing lost: the merge joins every part without a record
                 log.warning("upload %s: joining its finished parts early failed: %s", final_id, exc)
                 self._again.discard(final_id)
+            except Exception:  # a bug, in a task nobody awaits: logged here or never (the merge still joins all)
+                log.exception("upload %s: joining its finished parts early failed unexpectedly", final_id)
+                self._again.discard(final_id)
 
     async def _join_finished_parts(self, final_id: str) -> None:
         """Join every complete part of a waiting final whose place is known (the lengths of the parts
@@ -148,14 +151,17 @@ class Finisher:
             offset += part.length
 
     async def close(self) -> None:
-        for task in list(self._early.values()):
+        """Cancel the jobs still running (they start again from scratch later, here or on another node)
+        and wait for each to end; anything but the cancellation that one ends in is logged."""
+        running = [*self._early.items(), *self._jobs.items()]
+        for upload_id, task in running:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await task
-        for task in list(self._jobs.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("finishing upload %s: cancelled at shutdown, it failed while stopping", upload_id)
 
     async def _run(self, upload_id: str) -> None:
         try:
@@ -170,6 +176,10 @@ class Finisher:
         except (TusError, OSError) as exc:
             # Transient (disk full, a part's file busy): stay FINISHING, retried by the next reaper round.
             log.error("finishing upload %s failed, will retry: %s", upload_id, exc)
+        except Exception:
+            # A bug: nobody awaits this task, so it is logged here (with its traceback) or never. The upload
+            # stays FINISHING and the next reaper round tries again.
+            log.exception("finishing upload %s failed unexpectedly, will retry", upload_id)
         finally:
             await lock.release()
 
@@ -187,7 +197,7 @@ class Finisher:
             early = self._early.get(info.id)
             if early is not None:  # this process is joining a part early: let it, rather than join it twice
                 self._again.discard(info.id)
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception):  # (it logs its own failures)
                     await asyncio.shield(early)
             started = time.monotonic()
             joined = await self.store.merge(info.id, [(p.id, p.length or 0) for p in parts])

@@ -8,8 +8,9 @@ reached the upload is refused with 503: a hook that guards uploads must not be s
 ``post-create``, ``post-finish`` (the upload is complete: merged and verified), ``post-terminate`` and
 ``post-expire`` are notifications: written to the outbox in the state database right after the change
 they report, and delivered from there in the background until the hook answers 2xx — retried with
-growing delays for up to a day, across restarts, by whichever process or node gets to them first (at
-least once; a duplicate is possible if a deliverer dies between sending and recording it).
+growing delays for up to a day (each failed attempt logged as a warning), across restarts, by whichever
+process or node gets to them first (at least once; a duplicate is possible if a deliverer dies between
+sending and recording it).
 
 An event: ``{"type": ..., "upload": {"id", "path", "size", "offset", "metadata", "concat", "parts"},
 "request": {"method", "path", "remote_addr", "headers"}}`` — ``request`` only for events a request
@@ -191,17 +192,22 @@ class Hooks:
     async def _deliver(self, item: PendingEvent) -> None:
         assert self.outbox is not None
         try:
-            if (await self._post(item.event)).is_success:
+            answer = await self._post(item.event)
+            if answer.is_success:
                 await self.outbox.delivered(item.id)
                 return
-        except httpx.HTTPError:
-            pass
+            failure = f"the hook answered {answer.status_code}"
+        except httpx.HTTPError as exc:
+            failure = f"the hook is unreachable ({type(exc).__name__}: {exc})"
         now = self.clock()
         if now - item.created_at >= GIVE_UP_AFTER:
             log.error("hook event %d not delivered within %s; dropped: %s", item.id, GIVE_UP_AFTER, item.event[:200])
             await self.outbox.delivered(item.id)
             return
         delay = RETRY_DELAYS_S[min(item.attempts, len(RETRY_DELAYS_S) - 1)]
+        # One line per failed attempt: the retries back off to one an hour, so this cannot flood the log.
+        log.warning("hook event %d not delivered (attempt %d): %s; next try in %g s",
+                    item.id, item.attempts + 1, failure, delay)  # fmt: skip
         await self.outbox.retry_at(item.id, now + timedelta(seconds=delay), item.attempts + 1)
 
     async def close(self) -> None:
