@@ -406,3 +406,51 @@ def test_connections_get_503_with_a_reason_before_descriptors_run_out(tusedge_se
             if options_on(sock, port).status == 204:
                 break
         assert time.monotonic() < deadline, "still refused after the connections closed"
+
+
+def test_behind_a_trusted_proxy_the_caps_count_the_forwarded_address(server_factory: ServerFactory) -> None:
+    """With --trust-proxy the caps key on X-Forwarded-For, as the other per-client limits do: every
+    connection comes from the proxy's address, and one client past its cap does not lock out the others."""
+    server = server_factory("--trust-proxy", "--client-max-connections", "2", "--client-max-uploads", "1")
+    port = server.port
+
+    def options_from(sock: socket.socket, client: str) -> int:
+        sock.sendall(
+            f"OPTIONS /files/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Forwarded-For: {client}\r\n\r\n".encode()
+        )
+        return response_on(sock).status
+
+    kept = [connect(port) for _ in range(3)]
+    try:
+        assert [options_from(sock, "203.0.113.7") for sock in kept[:2]] == [204, 204]
+        assert options_from(kept[2], "203.0.113.7") == 429  # a third connection of that client
+        with connect(port) as other:
+            assert options_from(other, "198.51.100.9") == 204  # another client behind the same proxy
+    finally:
+        for sock in kept:
+            sock.close()
+
+    url = create_upload(server.url, 1000)
+    with connect(port) as sock:
+        sock.sendall(
+            f"PATCH {url.removeprefix(server.origin)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTus-Resumable: 1.0.0\r\n"
+            "X-Forwarded-For: 203.0.113.7\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+            "Content-Length: 1000\r\n\r\n".encode()
+            + b"x" * 10
+        )
+        second = create_upload(server.url, 10)
+        deadline = time.monotonic() + 10
+        while True:  # once the first body is under way, the same client's next upload is refused
+            same = httpx.patch(
+                second, content=b"y" * 10, headers={**OCTETS, "Upload-Offset": "0", "X-Forwarded-For": "203.0.113.7"}
+            )
+            if same.status_code == 429:
+                break
+            assert same.status_code == 204 and time.monotonic() < deadline
+            second = create_upload(server.url, 10)
+        other = httpx.patch(
+            second, content=b"y" * 10, headers={**OCTETS, "Upload-Offset": "0", "X-Forwarded-For": "198.51.100.9"}
+        )
+        assert other.status_code == 204
+        sock.sendall(b"x" * 990)
+        assert response_on(sock).status == 204
