@@ -448,9 +448,9 @@ def test_behind_a_trusted_proxy_the_caps_count_the_forwarded_address(server_fact
                 break
             assert same.status_code == 204 and time.monotonic() < deadline
             second = create_upload(server.url, 10)
-        other = httpx.patch(
+        elsewhere = httpx.patch(
             second, content=b"y" * 10, headers={**OCTETS, "Upload-Offset": "0", "X-Forwarded-For": "198.51.100.9"}
         )
-        assert other.status_code == 204
+        assert elsewhere.status_code == 204
         sock.sendall(b"x" * 990)
         assert response_on(sock).status == 204
