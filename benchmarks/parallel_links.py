@@ -14,7 +14,7 @@ binds, as with per-connection shaping); ``longfat`` is 80 ms with a 4 MiB window
 complete (HEAD: Upload-Offset == size) and deleted before the next. Variants run round-robin in every
 repetition; figures are medians, with the runs in brackets so the noise shows.
 
-``compression``: one part of a compressible file (a generated application log, about 4:1 with zstd -3) and
+``compression``: one part of a compressible file (a generated application log, about 4:1 with zstd -1 and -3) and
 of an incompressible one (random bytes), each with ``--compress auto`` and without, over the capped link.
 """
 

@@ -30,7 +30,7 @@ ZSTD = {**OCTETS, "Content-Encoding": "zstd"}
 
 
 def text_log(size: int) -> bytes:
-    """A compressible file: log lines with varying numbers (about 5:1 with zstd -3)."""
+    """A compressible file: log lines with varying numbers (about 5:1 with zstd -1 or -3)."""
     lines, n = [], 0
     total = 0
     while total < size:

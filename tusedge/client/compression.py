@@ -12,8 +12,10 @@ over the file (the whole file when it is smaller), compressed as the upload woul
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,10 +30,14 @@ else:
 
 Mode = Literal["none", "zstd", "auto"]
 ENCODING = "zstd"
-LEVEL = 3  # zstd's default: ~300-500 MB/s per core, far above the links where compression pays
+# zstd -1: on logs and dumps about as small as -3 (4.1:1 against 4.0:1 on the benchmark's log) at 2.6x the
+# speed (393 against 151 MB/s of one core here): with -3 the compressor, not the link, set the pace of a
+# loaded machine (docs/compression.md).
+LEVEL = 1
 SAMPLES = 8
 SAMPLE_BYTES = 1024 * 1024
 MIN_SAVING = 0.10
+AHEAD = 4  # compressed pieces (of ~1 MiB input each) made ready before the connection takes them
 
 
 @dataclass(frozen=True)
@@ -84,15 +90,39 @@ class FrameWriter:
         return out
 
 
-async def compressed(pieces: AsyncIterator[bytes], total: int) -> AsyncIterator[bytes]:
-    """The zstd frame of ``total`` bytes arriving as ``pieces``: each piece compressed in a worker thread."""
+async def compressed(pieces: AsyncIterator[bytes], total: int) -> AsyncGenerator[bytes, None]:
+    """The zstd frame of ``total`` bytes arriving as ``pieces``: each piece compressed in a worker thread,
+    up to ``AHEAD`` pieces ahead of the connection, so reading and compressing the next piece overlaps
+    sending this one (one after the other, the link waited for the compressor after every piece)."""
     frame = FrameWriter()
-    seen, ended = 0, False
-    async for piece in pieces:
-        seen += len(piece)
-        ended = seen >= total
-        out = await anyio.to_thread.run_sync(frame.feed, piece, ended)
-        if out:
-            yield out
-    if not ended:  # an empty chunk still needs its (empty) frame to be valid zstd
-        yield await anyio.to_thread.run_sync(frame.feed, b"", True)
+    ready: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=AHEAD)
+
+    async def produce() -> None:
+        seen, ended = 0, False
+        try:
+            async for piece in pieces:
+                seen += len(piece)
+                ended = seen >= total
+                out = await anyio.to_thread.run_sync(frame.feed, piece, ended)
+                if out:
+                    await ready.put(out)
+            if not ended:  # an empty chunk still needs its (empty) frame to be valid zstd
+                await ready.put(await anyio.to_thread.run_sync(frame.feed, b"", True))
+            await ready.put(None)
+        except Exception as exc:  # handed to the consumer, raised where the body is read
+            await ready.put(exc)
+        finally:
+            close = getattr(pieces, "aclose", None)
+            if close is not None:
+                await close()
+
+    producer = asyncio.ensure_future(produce())
+    try:
+        while (item := await ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
