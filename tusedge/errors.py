@@ -88,6 +88,20 @@ class ConflictingFraming(TusError):
     close_connection = True
 
 
+class BodyUnknownThroughFront(TusError):
+    """A body-carrying tus request that reached a front (with --trust-proxy) over HTTP/3 and was passed on
+    with an empty body. Caddy 2.6 passes an HTTP/3 request body sent without Content-Length as empty;
+    what arrives here cannot tell that from a client that really sent nothing, so neither is taken."""
+
+    status = 411
+    code = "ERR_BODY_UNKNOWN_THROUGH_FRONT"
+    default_message = (
+        "this request reached the front over HTTP/3 and came on with an empty body: the front may have"
+        " dropped a body sent without Content-Length (Caddy 2.6 does), so nothing is written; send"
+        " Content-Length, or use HTTP/2"
+    )
+
+
 class MalformedRequest(TusError):
     """The HTTP layer could not parse the request (h11 refused it); the connection is closed."""
 

@@ -59,6 +59,7 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.StorageUnavailable: (503, "ERR_STORAGE_UNAVAILABLE"),
     errors.StorageFailed: (500, "ERR_STORAGE_FAILED"),
     errors.ConflictingFraming: (400, "ERR_CONFLICTING_FRAMING"),
+    errors.BodyUnknownThroughFront: (411, "ERR_BODY_UNKNOWN_THROUGH_FRONT"),
     errors.MalformedRequest: (400, "ERR_MALFORMED_REQUEST"),
     errors.RequestHeadTooLarge: (431, "ERR_HEADERS_TOO_LARGE"),
     errors.RequestTimeout: (408, "ERR_REQUEST_TIMEOUT"),

@@ -28,7 +28,13 @@ from tusedge.server.connections import STATE_KEY, ClientCaps, ConnectionTable
 from tusedge.server.drain import Drain, DrainGate, drain_on_sigterm
 from tusedge.server.health import Health, ping_engine
 from tusedge.server.metrics import RequestMetrics
-from tusedge.server.middleware import MethodOverride, RequestFraming, RequestHeaderCheck, TusResumableHeader
+from tusedge.server.middleware import (
+    FrontBodyCheck,
+    MethodOverride,
+    RequestFraming,
+    RequestHeaderCheck,
+    TusResumableHeader,
+)
 from tusedge.server.reaper import run_reaper
 from tusedge.server.responses import handle_tus_error, handle_unexpected
 from tusedge.server.routes import TusEndpoints
@@ -137,7 +143,8 @@ def app_from_environment() -> ASGIApp:
     if settings.trust_proxy:
         # Behind a reverse proxy: take scheme and host from X-Forwarded-Proto/-Host (one trusted hop), so
         # Location headers name the URL the client used.
-        app = cast(ASGIApp, ProxyFixMiddleware(cast(Any, app), mode="legacy", trusted_hops=1))
+        # An HTTP/3 body the front passed on as empty is refused, not taken as an empty PATCH.
+        app = cast(ASGIApp, ProxyFixMiddleware(cast(Any, FrontBodyCheck(app)), mode="legacy", trusted_hops=1))
     return app
 
 

@@ -3,16 +3,22 @@ head size, and one value per tus request header."""
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tusedge.errors import ConflictingFraming, InvalidHeader, RequestHeadTooLarge, TusError
+from tusedge.errors import BodyUnknownThroughFront, ConflictingFraming, InvalidHeader, RequestHeadTooLarge, TusError
 from tusedge.protocol.constants import TUS_VERSION
 from tusedge.protocol.headers import check_host, fold_request_headers
 from tusedge.protocol.metadata import MAX_REQUEST_HEAD_BYTES
 from tusedge.server.responses import handle_tus_error
 
+log = logging.getLogger("tusedge")
+
 _OVERRIDE = b"x-http-method-override"
+FRONT_PROTOCOL = b"tusedge-front-protocol"
+"""Set by the front to the protocol the client spoke (examples/caddy/Caddyfile: ``{http.request.proto}``)."""
 _OVERRIDABLE = {"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"}
 
 
@@ -117,3 +123,37 @@ class TusResumableHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+class FrontBodyCheck:
+    """With --trust-proxy: a PATCH, or a POST carrying a body (``application/offset+octet-stream``), that
+    the front says came over HTTP/3 (``Tusedge-Front-Protocol: HTTP/3...``) and that arrives with no body
+    (``Content-Length: 0``, or no framing at all) is refused with 411 and a warning in the log.
+
+    Caddy 2.6 forwards an HTTP/3 request body sent without Content-Length as empty (it sends
+    ``Content-Length: 0``), and answering 204 at an unchanged offset would tell the client its bytes were
+    taken. Nothing here can tell that from an HTTP/3 client that really sent an empty body, so both are
+    refused: an empty PATCH writes nothing anyway, and the client is told to send Content-Length or to use
+    HTTP/2 (docs/http2-http3.md)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("PATCH", "POST"):
+            headers = dict(scope["headers"])
+            protocol = headers.get(FRONT_PROTOCOL, b"")
+            body_expected = scope["method"] == "PATCH" or headers.get(b"content-type", b"").startswith(
+                b"application/offset+octet-stream"
+            )
+            empty = headers.get(b"content-length", b"").strip() in (b"0", b"") and b"transfer-encoding" not in headers
+            if protocol.upper().startswith(b"HTTP/3") and body_expected and empty:
+                log.warning(
+                    "refused %s %s: it reached the front over %s and came on with an empty body (the front may"
+                    " have dropped a body sent without Content-Length)",
+                    scope["method"], scope.get("path", ""), protocol.decode("latin-1"),
+                )  # fmt: skip
+                response = await handle_tus_error(Request(scope, receive), BodyUnknownThroughFront())
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
