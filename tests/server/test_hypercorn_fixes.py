@@ -79,3 +79,17 @@ def test_each_fix_has_a_test_that_fails_without_it(patch: Patch) -> None:
     )  # fmt: skip
     assert result.returncode == 1, f"{patch.test} did not fail with {patch.name} off:\n{result.stdout[-3000:]}"
     assert "1 failed" in result.stdout, result.stdout[-3000:]
+
+
+def test_pyproject_pins_the_versions_the_fixes_check() -> None:
+    """The dependency pins and the start-up check agree: Hypercorn exactly, aioquic to the minor version
+    (``tusedge.client.http3`` and quic_loop.py read aioquic 1.7's private fields too)."""
+    import tomllib
+
+    from tusedge.server.hypercorn_fixes.table import REQUIRED_VERSIONS
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = {spec.split("[")[0].split("=")[0].split(">")[0].split("<")[0]: spec for spec in dependencies}
+    assert pins["hypercorn"] == f"hypercorn[h3]=={REQUIRED_VERSIONS['hypercorn']}"
+    major, minor = REQUIRED_VERSIONS["aioquic"].split(".")
+    assert pins["aioquic"] == f"aioquic>={major}.{minor},<{major}.{int(minor) + 1}"
