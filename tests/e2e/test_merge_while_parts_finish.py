@@ -207,3 +207,19 @@ def test_our_client_resumes_an_upload_whose_final_it_declared_early(
     assert again.stdout.strip() == stored.final  # the same final, not a second one
     assert f"({had} bytes) already on the server" in again.stderr
     assert served_sha256(stored.final) == digest
+
+
+def test_with_several_workers_any_of_them_joins_early_and_the_merge_skips_it(server_factory: ServerFactory) -> None:
+    """--workers 2: the parts' PATCHes, their early joins and the merge land on either process; no lock is
+    shared between an early join and the merge, and the final is exact."""
+    server = server_factory("--workers", "2")
+    up = Concat(server)
+    up.send(1)
+    up.send(2)
+    wait_for_metric(server.origin, EARLY, 2)  # summed over the workers
+    up.send(0)
+    up.wait_complete()
+    parts, length, shared, copied, earlier = up.merged()
+    assert (parts, length, earlier) == (3, sum(SIZES), SIZES[1] + SIZES[2])
+    assert shared + copied == SIZES[0]
+    assert up.exact()
