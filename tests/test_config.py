@@ -21,7 +21,8 @@ def test_defaults() -> None:
     assert settings.cors_origins == ("*",)
     assert settings.workers == 1
     assert settings.write_buffer_bytes == 4 * MIB
-    assert settings.commit_interval_bytes == 64 * MIB
+    assert settings.commit_interval_bytes == 8 * MIB
+    assert settings.commit_interval_s == 1.0
     assert settings.preallocate is True
     assert settings.fsync is True
     assert settings.http3 is False
@@ -194,6 +195,7 @@ def test_from_json_refuses_unknown_keys() -> None:
         {"port": 65536},
         {"max_size_bytes": -1},
         {"commit_interval_bytes": "-1"},
+        {"commit_interval_s": "-1"},
         {"write_buffer_bytes": 64 * KIB - 1},
         {"workers": 0},
         {"certfile": "/c.pem"},

@@ -120,7 +120,18 @@ class Settings:
         default=30.0, metadata=_help("the window over which --min-body-rate is measured")
     )
     commit_interval_bytes: int = field(
-        default=64 * MIB, metadata=_help("during a long PATCH, make received bytes durable this often")
+        default=8 * MIB,
+        metadata=_help(
+            "during a long PATCH, make received bytes durable (fsync + record the offset) once at least this"
+            " many arrived since the last time (and --commit-interval-s passed); 0: only at the end"
+        ),
+    )
+    commit_interval_s: float = field(
+        default=1.0,
+        metadata=_help(
+            "during a long PATCH, at most one checkpoint this often: a kill -9 re-sends at most about"
+            " max(this long, --commit-interval-bytes) of the body; 0: by bytes alone"
+        ),
     )
     write_buffer_bytes: int = field(default=4 * MIB, metadata=_help("bytes gathered before each disk write"))
     preallocate: bool = field(default=True, metadata=_help("reserve disk space when the length is known"))
@@ -212,6 +223,7 @@ class Settings:
             "reaper_interval_s",
             "hook_timeout_s",
             "client_requests_per_s",
+            "commit_interval_s",
         ):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:

@@ -146,7 +146,9 @@ def test_upload_carries_on_through_a_server_kill_and_restart(
     arrives intact."""
     # Write and commit often, so that the offsets the server keeps through kill -9 are well above 0 (by
     # default it gathers 4 MiB before a write, more than each part has sent when the server is killed).
-    server = server_factory("--write-buffer-bytes", "256KiB", "--commit-interval-bytes", "1MiB")
+    server = server_factory(
+        "--write-buffer-bytes", "256KiB", "--commit-interval-bytes", "1MiB", "--commit-interval-s", "0"
+    )
     source = tmp_path / "backup.tar"
     size = 40 * MiB
     digest = make_random_file(source, size)

@@ -42,7 +42,9 @@ def test_client_resumes_from_the_servers_offsets_after_the_server_died(
 ) -> None:
     """A run that gave up when the server died is resumed by the next run from the stored URLs: the bytes
     the server had are not sent again."""
-    server = server_factory("--commit-interval-bytes", "1MiB", "--write-buffer-bytes", "256KiB")
+    server = server_factory(
+        "--commit-interval-bytes", "1MiB", "--commit-interval-s", "0", "--write-buffer-bytes", "256KiB"
+    )
     source = tmp_path / "file.bin"
     size = 128 * MiB
     digest = random_file(source, size)

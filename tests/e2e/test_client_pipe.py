@@ -53,7 +53,9 @@ def test_an_empty_stream_is_a_complete_empty_upload(tusedge_server: ServerProces
 def test_a_stream_upload_survives_a_server_restart_within_the_run(server_factory: ServerFactory) -> None:
     """The chunk in flight is still in the client's buffer: after kill -9 and a restart the client HEADs the
     offset and sends the rest of that chunk again, then reads on."""
-    server = server_factory("--commit-interval-bytes", "256KiB", "--write-buffer-bytes", "256KiB")
+    server = server_factory(
+        "--commit-interval-bytes", "256KiB", "--commit-interval-s", "0", "--write-buffer-bytes", "256KiB"
+    )
     data = os.urandom(12 * MIB)
     read_fd, write_fd = os.pipe()
 

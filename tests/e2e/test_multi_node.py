@@ -108,7 +108,7 @@ def test_a_node_killed_mid_patch_leaves_no_lock_and_another_node_continues(
 ) -> None:
     a, b = two_nodes(
         server_factory, tmp_path, postgres_url, "--lock-timeout-s", "3", "--commit-interval-bytes", "256KiB",
-        "--write-buffer-bytes", "256KiB",
+        "--commit-interval-s", "0", "--write-buffer-bytes", "256KiB",
     )  # fmt: skip
     data = os.urandom(6 * MIB)
     url = create_upload(a.url, len(data))

@@ -26,8 +26,8 @@ TUS = {"Tus-Resumable": "1.0.0"}
 
 @pytest.fixture
 def tusedge_behind_nginx(server_factory: ServerFactory) -> Iterator[tuple[ServerProcess, NginxProxy]]:
-    server = server_factory("--trust-proxy", "--commit-interval-bytes", "1MiB", "--write-buffer-bytes", "256KiB",
-                            "--max-size-bytes", str(10**9))  # fmt: skip
+    server = server_factory("--trust-proxy", "--commit-interval-bytes", "1MiB", "--commit-interval-s", "0",
+                            "--write-buffer-bytes", "256KiB", "--max-size-bytes", str(10**9))  # fmt: skip
     proxy = NginxProxy(server.port).start()
     try:
         yield server, proxy

@@ -315,3 +315,51 @@ async def test_an_empty_body_opens_no_file(tmp_path: Path, monkeypatch: pytest.M
     result = await BodyPump(writer, start=0, room=10, buffer_bytes=64 * 1024).run(_chunks(b"", [0]))
     await writer.close()
     assert (result.end, result.ending) == (0, Ending.COMPLETE)
+
+
+async def test_checkpoint_takes_everything_received_and_at_most_one_per_interval(tmp_path: Path) -> None:
+    """Crash loss (issue 11): a checkpoint makes durable *every* byte received so far, also those still in the
+    batch being gathered, so a kill -9 loses only what arrived since; and checkpoints come at most once per
+    ``checkpoint_s`` however fast the body streams (the fsync cost is bounded in time, not only in bytes)."""
+    writer, path = await _writer(tmp_path)
+    seen: list[tuple[float, int]] = []
+    received = 0
+
+    async def counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        nonlocal received
+        async for chunk in chunks:
+            received += len(chunk)
+            yield chunk
+
+    async def checkpoint(offset: int) -> None:
+        assert offset == received, "a checkpoint left received bytes out"
+        assert offset <= writer.synced_end
+        seen.append((time.monotonic(), offset))
+
+    # 400 kB in 2 kB chunks every 5 ms (>= 1 s): the byte threshold (10 kB) is reached after every few chunks,
+    # so the interval alone paces the checkpoints.
+    pump = BodyPump(writer, start=0, room=None, buffer_bytes=1 << 20, checkpoint=checkpoint,
+                    checkpoint_bytes=10_000, checkpoint_s=0.25)  # fmt: skip
+    result = await pump.run(counted(_steady(DATA, 2000, 0.005)))
+    await writer.close()
+    assert result.end == len(DATA) and path.read_bytes() == DATA
+    assert len(seen) >= 3
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
+    assert min(gaps) >= 0.25 * 0.95, gaps
+
+
+async def test_checkpoints_wait_for_the_byte_threshold_too(tmp_path: Path) -> None:
+    """A slow body: with the interval long past, no checkpoint before ``checkpoint_bytes`` have arrived (a
+    trickling client does not cost an fsync a second)."""
+    writer, _ = await _writer(tmp_path)
+    offsets: list[int] = []
+
+    async def checkpoint(offset: int) -> None:
+        offsets.append(offset)
+
+    pump = BodyPump(writer, start=0, room=None, buffer_bytes=1 << 20, checkpoint=checkpoint,
+                    checkpoint_bytes=150_000, checkpoint_s=0.0)  # fmt: skip
+    result = await pump.run(_chunks(DATA, [1000] * 400))
+    await writer.close()
+    assert result.end == len(DATA)
+    assert offsets == [150_000, 300_000]

@@ -2,7 +2,10 @@
 
 Chunks from the ASGI server (often 64 KiB) are gathered into batches of ``buffer_bytes`` and written with
 one ``pwritev`` in a worker thread while the next batch is received, so at most two batches are held.
-Every ``checkpoint_bytes`` the file is synced and the caller may commit the offset. A dropped connection
+Checkpoints bound what a crash of the process loses: once ``checkpoint_bytes`` have arrived since the last
+one *and* ``checkpoint_s`` have passed, everything received is written and synced and the caller commits the
+offset, so a ``kill -9`` re-sends at most about max(``checkpoint_s`` of the body, ``checkpoint_bytes``)
+(docs/durability.md). A dropped connection
 is not an error here: what arrived is written and synced and the caller decides what to commit (tusd's
 ``body_reader.go`` does the same). A lock holder that is asked to give way stops reading once its client
 has been quiet for ``stale_after_s``.
@@ -74,7 +77,9 @@ class BodyPump:
     buffer_bytes: int
     hasher: Hasher | None = None
     checkpoint: Callable[[int], Awaitable[None]] | None = None  # commit an offset whose bytes are synced
-    checkpoint_bytes: int = 0
+    checkpoint_bytes: int = 0  # 0: no checkpoints
+    checkpoint_s: float = 0.0
+    on_bytes: Callable[[int], None] | None = None  # told the size of every chunk as it arrives (a metric)
     lock: Lock | None = None
     stale_after_s: float = 2.0
     length: int | None = None  # the upload's length: a body ending there has the file cut there (trimmed)
@@ -86,10 +91,11 @@ class BodyPump:
     _synced: int = 0
     _in_flight: asyncio.Task[int] | None = None
     _last_activity: float = 0.0
+    _last_checkpoint: float = 0.0
     _interrupted: bool = False
 
     async def run(self, chunks: AsyncIterator[bytes]) -> BodyResult:
-        self._last_activity = time.monotonic()
+        self._last_activity = self._last_checkpoint = time.monotonic()
         ending = Ending.COMPLETE
         error: TusError | None = None
         slow: RequestTimeout | None = None
@@ -136,13 +142,25 @@ class BodyPump:
                 # core.patch-beyond-length: never store bytes past Upload-Length.
                 raise ExceedsUploadLength(f"the body exceeds the {self.room} bytes the upload has left")
             self._received += len(chunk)
+            if self.on_bytes is not None:
+                self.on_bytes(len(chunk))
             self._batch.append(chunk)
             self._batch_size += len(chunk)
             if self._batch_size >= self.buffer_bytes:
                 await self._flush()
-            if self.checkpoint is not None and self._written - self._synced >= self.checkpoint_bytes > 0:
+            if self._checkpoint_due():
+                await self._flush()  # what is still in the batch counts too
                 await self._sync()
+                assert self.checkpoint is not None
                 await self.checkpoint(self.start + self._synced)
+                self._last_checkpoint = time.monotonic()
+
+    def _checkpoint_due(self) -> bool:
+        if self.checkpoint is None or self.checkpoint_bytes <= 0:
+            return False
+        if self._received - self._synced < self.checkpoint_bytes:
+            return False
+        return self._last_activity - self._last_checkpoint >= self.checkpoint_s
 
     async def _flush(self) -> None:
         """Start writing the gathered batch once the previous write is done (at most one in flight)."""

@@ -51,6 +51,11 @@ class Metrics:
                                        ["reason"], registry=r)  # fmt: skip
         self.bytes_received = Counter("tusedge_bytes_received", "upload bytes made durable and counted in offsets",
                                       registry=r)  # fmt: skip
+        self.body_bytes_read = Counter("tusedge_body_bytes_read", "upload body bytes read from clients (before"
+                                       " they are written; what a crash can lose is this minus bytes_received)",
+                                       registry=r)  # fmt: skip
+        self.checkpoints = Counter("tusedge_checkpoints", "mid-body commits of a long request body (each one"
+                                   " fdatasync of the upload's file and one state commit)", registry=r)  # fmt: skip
         self.patches_in_progress = Gauge("tusedge_patches_in_progress", "request bodies being written now",
                                          registry=r, multiprocess_mode="livesum")  # fmt: skip
         self.merge_seconds = Histogram("tusedge_merge_duration_seconds", "time to join a final upload's parts",

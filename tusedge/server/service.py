@@ -273,9 +273,15 @@ class TusService:
         check_body_fits(content_length, room)
         hasher = new_hasher(checksum.algorithm) if checksum else None
 
+        counted = info.offset  # bytes_received counts each committed byte once, checkpoints included
+
         async def checkpoint(offset: int) -> None:
+            nonlocal counted
             now = self.clock()
             await self.repo.update(info.id, now, offset=offset, expires_at=self._expiry(now))
+            self.components.metrics.checkpoints.inc()
+            self.components.metrics.bytes_received.inc(offset - counted)
+            counted = offset
 
         # Mid-body commits only when no digest must be checked first and the body cannot overrun.
         periodic = checksum is None and content_length is not None
@@ -289,6 +295,8 @@ class TusService:
                 hasher=hasher,
                 checkpoint=checkpoint if periodic else None,
                 checkpoint_bytes=self.settings.commit_interval_bytes,
+                checkpoint_s=self.settings.commit_interval_s,
+                on_bytes=self.components.metrics.body_bytes_read.inc,
                 lock=lock,
                 stale_after_s=self.settings.stale_lock_s,
                 length=length,
@@ -311,15 +319,19 @@ class TusService:
             failure = UploadInterrupted()
         trimmed = writer.trimmed and end == length
         if failure is None:
-            return await self._commit(info, end, length, trimmed)
+            return await self._commit(info, end, length, trimmed, counted)
         # All or nothing: a request answered with an error keeps only the bytes it made durable (the
         # offset moves over them), never the length it declared; with none, the upload is untouched.
         if end > info.offset:
-            await self._commit(info, end, info.length, trimmed and length == info.length)
+            await self._commit(info, end, info.length, trimmed and length == info.length, counted)
         raise failure
 
-    async def _commit(self, info: UploadInfo, end: int, length: int | None, trimmed: bool = False) -> UploadInfo:
-        """``trimmed``: the file was already cut at ``end`` (by the body's last write)."""
+    async def _commit(
+        self, info: UploadInfo, end: int, length: int | None, trimmed: bool = False, counted: int | None = None
+    ) -> UploadInfo:
+        """Commit offset ``end`` (and ``length``). ``trimmed``: the file was already cut at ``end`` (by the
+        body's last write); ``counted``: the offset up to which bytes_received has already counted this
+        request's bytes (its checkpoints), the upload's offset when None."""
         now = self.clock()
         done = length is not None and end == length
         status, expires_at = Status.ACTIVE, self._expiry(now)
@@ -330,7 +342,7 @@ class TusService:
             declared = declared_digest(info.metadata)
             status = Status.FINISHING if declared is not None else Status.COMPLETE
         await self.repo.update(info.id, now, offset=end, length=length, status=status, expires_at=expires_at)
-        self.components.metrics.bytes_received.inc(max(0, end - info.offset))
+        self.components.metrics.bytes_received.inc(max(0, end - (info.offset if counted is None else counted)))
         committed = replace(info, offset=end, length=length, status=status, expires_at=expires_at)
         if status is Status.COMPLETE:
             await lifecycle.completed(self.components, committed)
