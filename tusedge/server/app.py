@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from hypercorn.middleware import ProxyFixMiddleware
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -36,7 +37,7 @@ from tusedge.server.middleware import (
     TusResumableHeader,
 )
 from tusedge.server.reaper import run_reaper
-from tusedge.server.responses import handle_tus_error, handle_unexpected
+from tusedge.server.responses import handle_translated, handle_tus_error, handle_unexpected
 from tusedge.server.routes import TusEndpoints
 from tusedge.server.service import TusService
 from tusedge.server.ui import UploadPage
@@ -125,7 +126,12 @@ def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={TusError: handle_tus_error, Exception: handle_unexpected},
+        exception_handlers={
+            TusError: handle_tus_error,
+            SQLAlchemyError: handle_translated,
+            ExceptionGroup: handle_translated,
+            Exception: handle_unexpected,
+        },
         lifespan=lifespan,
     )
     app.state.components = components

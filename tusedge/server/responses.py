@@ -12,6 +12,7 @@ from tusedge.errors import TusError
 from tusedge.protocol.constants import TUS_VERSION, Header
 from tusedge.protocol.headers import declared_digest, format_expires
 from tusedge.protocol.upload import Status, UploadInfo
+from tusedge.state.errors import state_error
 
 log = logging.getLogger("tusedge")
 
@@ -105,6 +106,29 @@ def raw_error(exc: TusError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         (b"connection", b"close"),
     ]
     return exc.status, headers, body
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) exception groups of one member, as task groups raise them."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def translated(exc: BaseException) -> TusError | None:
+    """A typed error for ``exc``: itself, the one inside a task group's exception group, or the translation
+    of a state database failure (tusedge.state.errors); None for a bug."""
+    leaf = _leaf(exc)
+    return leaf if isinstance(leaf, TusError) else state_error(leaf)
+
+
+async def handle_translated(request: Request, exc: Exception) -> Response:
+    """For SQLAlchemy's errors and exception groups: answered like a TusError when they translate into one
+    (no traceback: a full disk is the operator's news, logged in one line); a bug is raised on to the 500."""
+    error = translated(exc)
+    if error is None:
+        raise exc
+    return await handle_tus_error(request, error)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
