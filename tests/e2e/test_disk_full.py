@@ -168,6 +168,8 @@ def test_state_database_on_a_full_disk_answers_507_not_500(server_factory: Serve
             assert "state database is out of disk space" in response.text, response.text
             break
     assert statuses[-1] == 507, f"the database never hit the full disk: {statuses}"
+    after = httpx.get(url)  # a read of the upload's state still works (409: not finished)
+    assert after.status_code == 409, (after.status_code, after.text, "".join(server.log)[-3000:])
     assert head_offset(url) == 0
     ballast.remove()
     response = httpx.post(server.url, headers={**TUS, "Upload-Defer-Length": "1", "Upload-Metadata": metadata})
