@@ -90,16 +90,25 @@ class SQLiteThread:
                 try:
                     result: Any = fn(conn)
                 except BaseException:
-                    conn.rollback()
-                    raw.rollback()
+                    conn = _rolled_back(conn, raw)
                     raise
-                # Both: SQLAlchemy's transaction (a Core statement autobegins one) and sqlite3's own (the
-                # prepared statements below go to the DBAPI connection, which began one before its DML).
-                if write:
-                    conn.commit()
-                    raw.commit()
-                else:
-                    conn.rollback()  # ends SQLAlchemy's autobegun transaction (pysqlite began none for a SELECT)
+                try:
+                    # Both: SQLAlchemy's transaction (a Core statement autobegins one) and sqlite3's own (the
+                    # prepared statements below go to the DBAPI connection, which began one before its DML).
+                    if write:
+                        conn.commit()
+                        raw.commit()
+                    else:
+                        conn.rollback()  # ends SQLAlchemy's autobegun transaction (pysqlite began none for a SELECT)
+                except BaseException:
+                    # The COMMIT itself failed (SQLITE_FULL on a full disk, a deferred constraint). SQLite may
+                    # keep that transaction open while SQLAlchemy counts it as over, so neither a rollback nor
+                    # carrying on is safe (a later commit would commit its rows; or every later operation
+                    # fails with "can't reconnect until invalid transaction is rolled back"): the connection
+                    # is dropped (closing it rolls back) and the next operation opens a fresh one.
+                    _discard(conn)
+                    conn = None
+                    raise
             except BaseException as exc:
                 _deliver(loop, future, None, exc)
             else:
@@ -120,6 +129,28 @@ class SQLiteThread:
             self._jobs.put(None)
         else:
             self.engine.dispose()
+
+
+def _rolled_back(conn: Connection, raw: Any) -> Connection | None:
+    """``conn`` after rolling its transactions back (SQLAlchemy's and sqlite3's), or None (dropped) when even
+    that fails."""
+    try:
+        conn.rollback()
+        raw.rollback()
+        return conn
+    except Exception:
+        _discard(conn)
+        return None
+
+
+def _discard(conn: Connection) -> None:
+    """Drop ``conn`` for good: its DBAPI connection is invalidated (closed, which rolls back whatever SQLite
+    still holds open) rather than returned to the pool."""
+    try:
+        conn.invalidate()
+        conn.close()
+    except Exception:
+        pass
 
 
 def _deliver(
