@@ -28,6 +28,12 @@ def test_sqlite_full_disk_is_507() -> None:
     assert isinstance(error, InsufficientStorage) and error.status == 507
 
 
+def test_sqlite3s_own_error_is_translated_too() -> None:
+    """The SQLite thread runs some statements on the DBAPI connection itself: sqlite3's errors, unwrapped."""
+    assert isinstance(state_error(sqlite3.OperationalError("database or disk is full")), InsufficientStorage)
+    assert isinstance(state_error(sqlite3.OperationalError("database is locked")), StorageUnavailable)
+
+
 def test_postgres_disk_full_sqlstate_is_507() -> None:
     error = state_error(wrapped(PgError("could not extend file", "53100")))
     assert isinstance(error, InsufficientStorage)

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from hypercorn.middleware import ProxyFixMiddleware
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -41,6 +40,7 @@ from tusedge.server.responses import handle_translated, handle_tus_error, handle
 from tusedge.server.routes import TusEndpoints
 from tusedge.server.service import TusService
 from tusedge.server.ui import UploadPage
+from tusedge.state.errors import STATE_ERRORS
 
 log = logging.getLogger("tusedge")
 
@@ -128,7 +128,7 @@ def create_app(settings: Settings, *, handle_signals: bool = False) -> Starlette
         middleware=middleware,
         exception_handlers={
             TusError: handle_tus_error,
-            SQLAlchemyError: handle_translated,
+            **dict.fromkeys(STATE_ERRORS, handle_translated),
             ExceptionGroup: handle_translated,
             Exception: handle_unexpected,
         },

@@ -13,8 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from tusedge.checksum import new_hasher
 from tusedge.errors import (
     ChecksumMismatch,
@@ -51,7 +49,7 @@ from tusedge.server.body import BodyPump, Ending
 from tusedge.server.components import Components
 from tusedge.server.finishing import Finisher
 from tusedge.server.hooks import RequestFields, proposed_fields, upload_fields
-from tusedge.state.errors import state_error
+from tusedge.state.errors import STATE_ERRORS, state_error
 
 log = logging.getLogger("tusedge")
 
@@ -283,7 +281,7 @@ class TusService:
             now = self.clock()
             try:
                 await self.repo.update(info.id, now, offset=offset, expires_at=self._expiry(now))
-            except SQLAlchemyError as exc:  # the body pump ends FAILED with the reason (e.g. 507)
+            except STATE_ERRORS as exc:  # the body pump ends FAILED with the reason (e.g. 507)
                 raise state_error(exc) or UploadFailed("the offset could not be recorded") from exc
             self.components.metrics.checkpoints.inc()
             self.components.metrics.bytes_received.inc(offset - counted)

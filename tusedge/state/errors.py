@@ -5,10 +5,15 @@ was rolled back, and an offset is only ever committed after its bytes were synce
 
 from __future__ import annotations
 
+import sqlite3
+
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from tusedge.errors import InsufficientStorage, StorageUnavailable, TusError
 
+# What the state layer raises: SQLAlchemy's errors, and sqlite3's own from the statements the SQLite thread
+# runs on its DBAPI connection directly (tusedge/state/sqlite.py).
+STATE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, sqlite3.Error)
 RETRY = {"Retry-After": "10"}
 # SQLite's messages (sqlite3.OperationalError has no error code before Python 3.11's sqlite_errorcode).
 _FULL = ("database or disk is full", "no space left on device", "disk full")
@@ -20,7 +25,7 @@ _PG_FULL = {"53100"}
 
 def state_error(exc: BaseException) -> TusError | None:
     """The typed error for a failure of the state database, or None when ``exc`` is not one."""
-    if not isinstance(exc, SQLAlchemyError):
+    if not isinstance(exc, STATE_ERRORS):
         return None
     orig = exc.orig if isinstance(exc, DBAPIError) else None
     text = str(orig if orig is not None else exc).lower()
