@@ -114,12 +114,12 @@ def checkpointing_server(server_factory: ServerFactory) -> Iterator[ServerProces
 
 
 def test_kill_9_during_long_patch_keeps_committed_offset_and_its_bytes(checkpointing_server: ServerProcess) -> None:
-    """Offsets are the contract: a 40 MB upload streamed in one PATCH is killed with SIGKILL three times while the
+    """Offsets are the contract: a 60 MB upload streamed in one PATCH is killed with SIGKILL three times while the
     body is still flowing: soon after HEAD shows a checkpoint past 5 MB, 17 MB and 30 MB. After each
     restart on the same data folder HEAD reports at least the offset seen before the kill and never more than
     was sent; the bytes below it in the file are exactly those sent; the upload resumes there and completes."""
     server = checkpointing_server
-    data = os.urandom(40 * 1_000_000)
+    data = os.urandom(60 * 1_000_000)  # 20 MB past the last kill: margin for a HEAD that lags on a loaded machine
     url = create_upload(server.url, len(data))
     offset = 0
     # The delays put each kill at a different point between two checkpoints (one comes every ~60 ms here at 16 MiB/s).
