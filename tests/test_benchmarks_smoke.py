@@ -15,4 +15,4 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         assert heading in text
     assert "| tusedge | one PATCH |" in text and "| 2 | 8 |" in text
     assert "## Constrained link" in text  # measured, or skipped with the reason where namespaces are missing
-    assert "## HTTP/1.1, HTTP/2 and HTTP/3" in text and "| HTTP/3 (" in text
+    assert "## Transports" in text and "| h3 | our client x1 | HTTP/3 built-in |" in text
