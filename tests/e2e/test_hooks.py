@@ -38,7 +38,7 @@ def test_pre_create_decides_with_the_request_and_the_proposed_upload(
     assert asked["request"]["method"] == "POST" and asked["request"]["remote_addr"] == "127.0.0.1"
     assert asked["request"]["headers"]["authorization"] == "Bearer good"
     exe = httpx.post(server.url, headers={**good, "Upload-Metadata": "filename YS5leGU="})
-    assert exe.status_code == 403 and exe.text.strip() == "executables are not accepted here"
+    assert exe.status_code == 403 and exe.text.strip() == "ERR_REFUSED_BY_HOOK: executables are not accepted here"
     anonymous = httpx.post(server.url, headers={**TUS, "Upload-Length": "5"})
     assert anonymous.status_code == 401 and "who are you?" in anonymous.text
     uploads = list((server.data_dir / "uploads").iterdir())

@@ -116,11 +116,13 @@ def test_codes_are_unique() -> None:
 
 @pytest.mark.parametrize("cls", list(MAPPING), ids=lambda c: c.__name__)
 async def test_error_becomes_its_status_with_a_one_line_reason(cls: type[TusError]) -> None:
-    """ours.errors: "every 4xx has a one-line reason in its body"; core.resumable-everywhere: every response
-    except those to OPTIONS carries Tus-Resumable: 1.0.0."""
+    """ours.errors: "every 4xx has a one-line reason in its body", after its code as tusd sends it
+    (``ERR_...: reason``); core.resumable-everywhere: every response except those to OPTIONS carries
+    Tus-Resumable: 1.0.0."""
     response = await _request(cls(), "PATCH", b"some body the route never read")
-    assert response.status_code == MAPPING[cls][0]
-    assert response.text == cls.default_message + "\n"
+    status, code = MAPPING[cls]
+    assert response.status_code == status
+    assert response.text == f"{code}: {cls.default_message}\n"
     assert response.headers["Tus-Resumable"] == "1.0.0"
     assert response.headers["Content-Type"].startswith("text/plain")
 
@@ -154,7 +156,7 @@ async def test_a_missing_partial_upload_is_its_own_404() -> None:
     (a class, not a status narrowed per instance)."""
     response = await _request(errors.PartialUploadNotFound("partial upload x does not exist"), "POST")
     assert response.status_code == 404
-    assert response.text == "partial upload x does not exist\n"
+    assert response.text == "ERR_PARTIAL_UPLOAD_NOT_FOUND: partial upload x does not exist\n"
     assert isinstance(errors.PartialUploadNotFound(), errors.InvalidConcat)
     assert errors.InvalidConcat().status == 400
 
@@ -167,7 +169,7 @@ async def test_a_hook_refusal_carries_the_hooks_status() -> None:
 
 async def test_messages_stay_on_one_line() -> None:
     response = await _request(errors.InvalidHeader("first\nsecond\nthird"), "GET")
-    assert response.text == "first second third\n"
+    assert response.text == "ERR_INVALID_HEADER: first second third\n"
 
 
 async def test_unexpected_error_is_a_logged_500_without_details(caplog: pytest.LogCaptureFixture) -> None:
@@ -185,7 +187,7 @@ async def test_a_server_side_error_is_logged_in_one_line_without_traceback(caplo
     reason; there is no traceback."""
     with caplog.at_level(logging.ERROR, logger="tusedge"):
         response = await _request(errors.StorageFailed("the disk said EIO"), "PATCH", b"abc")
-    assert response.status_code == 500 and response.text == "the disk said EIO\n"
+    assert response.status_code == 500 and response.text == "ERR_STORAGE_FAILED: the disk said EIO\n"
     [record] = [r for r in caplog.records if r.name == "tusedge"]
     assert "500 ERR_STORAGE_FAILED: the disk said EIO" in record.getMessage()
     assert record.exc_info is None

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tusedge.errors import ShuttingDown
-from tusedge.server.responses import handle_tus_error
+from tusedge.server.responses import error_text, handle_tus_error
 
 log = logging.getLogger("tusedge")
 
@@ -211,7 +211,7 @@ def _answer_cut(body: _Body, send: Send) -> Send:
             return
         if message["type"] == "http.response.start":
             error = shutting_down()
-            text = f"{error.message}\n".encode()
+            text = error_text(error).encode()
             kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in (b"content-length",
                                                                                        b"content-type")]  # fmt: skip
             headers = [*kept, (b"retry-after", str(RETRY_AFTER_S).encode()), (b"content-type", b"text/plain"),

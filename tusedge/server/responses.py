@@ -77,6 +77,13 @@ def closes_connection(exc: TusError, request: Request) -> bool:
     return exc.close_connection and str(request.scope.get("http_version", "1.1")).startswith("1")
 
 
+def error_text(exc: TusError) -> str:
+    """An error's body, as tusd writes it: its stable code, then its one-line reason
+    (``ERR_MISMATCHED_OFFSET: Upload-Offset does not match ...``), so a client can tell conditions apart
+    that share a status without parsing prose."""
+    return f"{exc.code}: {exc.message}\n"
+
+
 async def handle_tus_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TusError)
     if exc.status >= 500:
@@ -91,13 +98,13 @@ async def handle_tus_error(request: Request, exc: Exception) -> Response:
         await drain_body(request)
     if request.method == "HEAD":
         return Response(status_code=exc.status, headers=headers)
-    return Response(f"{exc.message}\n", status_code=exc.status, headers=headers, media_type="text/plain")
+    return Response(error_text(exc), status_code=exc.status, headers=headers, media_type="text/plain")
 
 
 def raw_error(exc: TusError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, headers and body of an error the HTTP layer answers itself, before any request reached the
     app (hypercorn_fixes.h11): the same text as :func:`handle_tus_error`'s, and the connection closes."""
-    body = f"{exc.message}\n".encode()
+    body = error_text(exc).encode()
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in exc.headers.items()]
     headers += [
         (b"content-type", b"text/plain; charset=utf-8"),
