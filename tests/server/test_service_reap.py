@@ -49,7 +49,7 @@ async def test_reap_removes_expired_upload_file_and_leaves_tombstone(service: tu
     info = await tus.create(creation(10), None)
     clock.now += timedelta(hours=2)
     assert await reaped(tus) == 1
-    assert not tus.store.path(info.id).exists()
+    assert not (tus.settings.uploads_dir / info.id).exists()
     tombstone = await tus.repo.get(info.id)
     assert tombstone is not None and tombstone.status is Status.EXPIRED
 
@@ -62,11 +62,11 @@ async def test_reap_deletes_leftover_file_of_old_tombstone_before_forgetting_it(
     tus, clock = service
     info = await tus.create(creation(10), None)
     await tus.repo.update(info.id, clock(), status=Status.TERMINATED)  # as if killed before the unlink
-    assert tus.store.path(info.id).exists()
+    assert (tus.settings.uploads_dir / info.id).exists()
     clock.now += timedelta(days=6)
     await reaped(tus)
-    assert tus.store.path(info.id).exists(), "a young tombstone is kept (410) with nothing swept yet"
+    assert (tus.settings.uploads_dir / info.id).exists(), "a young tombstone is kept (410) with nothing swept yet"
     clock.now += timedelta(days=2)
     await reaped(tus)
-    assert not tus.store.path(info.id).exists()
+    assert not (tus.settings.uploads_dir / info.id).exists()
     assert await tus.repo.get(info.id) is None

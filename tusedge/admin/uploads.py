@@ -32,6 +32,7 @@ from tusedge.server.app import build_service, running
 from tusedge.server.lifecycle import TOMBSTONE_DAYS
 from tusedge.server.reaper import reap
 from tusedge.server.service import TusService
+from tusedge.storage.base import ContentServer
 
 LIVE = (Status.ACTIVE, Status.FINISHING, Status.COMPLETE, Status.FAILED)
 STATES = {"live": LIVE, "all": tuple(Status), **{status.value: (status,) for status in Status}}
@@ -104,12 +105,15 @@ class Node:
         if info is None:
             raise AdminError(f"no upload {upload_id} in this node's state database")
         shown = describe(info, await repo.updated_at(upload_id), self.settings.base_path)
-        path = self.service.components.store.path(upload_id)
-        try:
-            st = os.stat(path)
-            shown["file"] = {"path": str(path), "size": st.st_size, "allocated": st.st_blocks * 512}
-        except (OSError, ValueError):
-            shown["file"] = None
+        store = self.service.components.store
+        shown["file"] = None
+        if isinstance(store, ContentServer):  # a store of files: where this one lies and what it takes
+            path = store.path(upload_id)
+            try:
+                st = os.stat(path)
+                shown["file"] = {"path": str(path), "size": st.st_size, "allocated": st.st_blocks * 512}
+            except (OSError, ValueError):
+                pass
         shown["in_use"] = await self._in_use(info)
         return shown
 

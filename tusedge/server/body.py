@@ -32,7 +32,7 @@ from tusedge.errors import (
     UnexpectedBody,
 )
 from tusedge.locking.base import Lock
-from tusedge.storage.filestore import FileWriter
+from tusedge.storage.base import Writer
 
 WATCH_INTERVAL_S = 0.2
 
@@ -71,7 +71,7 @@ class BodyResult:
 
 @dataclass(slots=True)
 class BodyPump:
-    writer: FileWriter
+    writer: Writer
     start: int
     room: int | None  # bytes the upload may still take; None: unbounded
     buffer_bytes: int

@@ -17,6 +17,7 @@ from tusedge.server.metrics import Metrics
 from tusedge.state.database import create_engine, create_schema
 from tusedge.state.outbox import EventOutbox
 from tusedge.state.repository import UploadRepository
+from tusedge.storage.base import DataStore
 from tusedge.storage.filestore import FileStore
 
 Clock = Callable[[], datetime]
@@ -29,7 +30,7 @@ def utcnow() -> datetime:
 @dataclass(frozen=True, slots=True)
 class Components:
     settings: Settings
-    store: FileStore
+    store: DataStore  # the file store; its optional parts (Concater, ContentServer) by its capabilities
     repository: UploadRepository
     locker: Locker
     clock: Clock

@@ -31,6 +31,7 @@ from tusedge.protocol.headers import declared_digest
 from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
 from tusedge.server import lifecycle
 from tusedge.server.components import Components
+from tusedge.storage.base import as_concater
 
 log = logging.getLogger("tusedge")
 
@@ -121,7 +122,7 @@ class Finisher:
         if final is None or final.status is not Status.ACTIVE:
             return
         found = await self.repo.get_many(list(final.parts))
-        recorded = await self.store.joined(final_id)
+        recorded = await as_concater(self.store).joined(final_id)
         offset = 0
         for part_id in final.parts:
             part = found.get(part_id)
@@ -132,7 +133,7 @@ class Finisher:
                 if current is None or current.status is not Status.ACTIVE:
                     return  # its merge has begun (or it is gone): the merge joins the rest
                 started = time.monotonic()
-                joined = await self.store.join_part(final_id, part_id, offset, part.length)
+                joined = await as_concater(self.store).join_part(final_id, part_id, offset, part.length)
                 if joined is None:
                     return
                 self.metrics.merged_bytes.labels("shared").inc(joined.shared)
@@ -200,7 +201,7 @@ class Finisher:
                 with contextlib.suppress(Exception):  # (it logs its own failures)
                     await asyncio.shield(early)
             started = time.monotonic()
-            joined = await self.store.merge(info.id, [(p.id, p.length or 0) for p in parts])
+            joined = await as_concater(self.store).merge(info.id, [(p.id, p.length or 0) for p in parts])
             seconds = time.monotonic() - started
             self.metrics.merge_seconds.observe(seconds)
             self.metrics.merged_bytes.labels("shared").inc(joined.shared)

@@ -25,19 +25,20 @@ from tusedge.server.hooks import request_fields
 from tusedge.server.limits import ClientLimits
 from tusedge.server.responses import checksum_status, tus_response, upload_headers
 from tusedge.server.service import TusService
+from tusedge.storage.base import Capabilities
 
 
-def extensions(settings: Settings) -> list[Extension]:
-    """What this server supports, derived from its settings (never a hand-kept string)."""
-    supported = [
-        Extension.CREATION,
-        Extension.CREATION_WITH_UPLOAD,
-        Extension.CREATION_DEFER_LENGTH,
-        Extension.TERMINATION,
-        Extension.CHECKSUM,
-        Extension.CONCATENATION,
-        Extension.CONCATENATION_UNFINISHED,
-    ]
+def extensions(settings: Settings, capabilities: Capabilities) -> list[Extension]:
+    """What this server supports, composed from its settings and its store's capabilities (never a
+    hand-kept string). Checksums are computed as bytes arrive, so every store has them."""
+    supported = [Extension.CREATION, Extension.CREATION_WITH_UPLOAD]
+    if capabilities.defer_length:
+        supported.append(Extension.CREATION_DEFER_LENGTH)
+    if capabilities.termination:
+        supported.append(Extension.TERMINATION)
+    supported.append(Extension.CHECKSUM)
+    if capabilities.concatenation:
+        supported += [Extension.CONCATENATION, Extension.CONCATENATION_UNFINISHED]
     if settings.expiry_s > 0:
         supported.append(Extension.EXPIRATION)
     return supported
@@ -49,7 +50,7 @@ class TusEndpoints:
         self.settings = settings = components.settings
         self.options_headers: dict[str, str] = {
             Header.TUS_VERSION: ",".join(SUPPORTED_VERSIONS),
-            Header.TUS_EXTENSION: ",".join(extensions(settings)),
+            Header.TUS_EXTENSION: ",".join(extensions(settings, components.store.capabilities)),
             Header.TUS_CHECKSUM_ALGORITHM: checksum.advertised(),
             # ours: whole-file verification through the ``checksum`` metadata key (docs/checksums.md).
             Header.TUS_UPLOAD_DIGEST_ALGORITHM: checksum.advertised(),
@@ -60,14 +61,20 @@ class TusEndpoints:
             self.options_headers[Header.TUS_MAX_SIZE] = str(settings.max_size_bytes)
         if settings.part_alignment_bytes:
             self.options_headers[Header.TUSEDGE_PART_ALIGNMENT] = str(settings.part_alignment_bytes)
+        self.capabilities = components.store.capabilities
         self.signing_key = settings.signing_key.encode()
         self.limits = ClientLimits(settings)
 
     def routes(self) -> list[BaseRoute]:
+        """An upload's URL takes DELETE and GET only where the store can terminate and serve content (405
+        otherwise, as for any method a resource does not have)."""
         base = self.settings.base_path
+        methods = ["OPTIONS", "HEAD", "PATCH"]
+        methods += ["DELETE"] if self.capabilities.termination else []
+        methods += ["GET"] if self.capabilities.content else []
         return [
             Route(base, self.collection, methods=["OPTIONS", "POST"]),
-            Route(base + "{upload_id}", self.resource, methods=["OPTIONS", "HEAD", "PATCH", "DELETE", "GET"]),
+            Route(base + "{upload_id}", self.resource, methods=methods),
         ]
 
     def location(self, request: Request, upload_id: str) -> str:

@@ -17,6 +17,7 @@ from tusedge.checksum import new_hasher
 from tusedge.errors import (
     ChecksumMismatch,
     ExceedsUploadLength,
+    InvalidConcat,
     LengthRequired,
     ModifyFinalUpload,
     RequestTimeout,
@@ -50,6 +51,7 @@ from tusedge.server.components import Components
 from tusedge.server.finishing import Finisher
 from tusedge.server.hooks import RequestFields, proposed_fields, upload_fields
 from tusedge.state.errors import STATE_ERRORS, state_error
+from tusedge.storage.base import as_content_server
 
 log = logging.getLogger("tusedge")
 
@@ -110,8 +112,13 @@ class TusService:
         limit = self.settings.max_size_bytes
         if max_size is not None:
             limit = min(limit, max_size) if limit else max_size
+        capabilities = self.store.capabilities
+        if request.concat is not None and not capabilities.concatenation:
+            raise InvalidConcat("this server does not offer concatenation (see Tus-Extension)")
         if request.concat is not None and request.concat.final:
             return await self._create_final(request, limit)
+        if request.length.deferred and not capabilities.defer_length:
+            raise LengthRequired("this server does not offer creation-defer-length: send Upload-Length")
         if max_size is not None and request.length.deferred:
             raise LengthRequired("this signed URL limits the size: the upload needs an Upload-Length")
         length = request.length.length
@@ -377,4 +384,4 @@ class TusService:
             raise UploadNotReady("the upload is not finished; HEAD shows its progress")
         metadata = parse_metadata(info.metadata)
         filename = safe_filename(metadata.get("filename") or metadata.get("name"), fallback=info.id)
-        return Download(info, self.store.path(info.id), filename)
+        return Download(info, as_content_server(self.store).path(info.id), filename)

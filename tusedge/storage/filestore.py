@@ -17,6 +17,7 @@ from tusedge.checksum import Hasher
 from tusedge.errors import InsufficientStorage
 from tusedge.oserrors import run_storage
 from tusedge.storage import fileops
+from tusedge.storage.base import Capabilities
 
 
 @dataclass(slots=True)
@@ -87,6 +88,10 @@ class FileWriter:
 
 
 class FileStore:
+    """The store contract (storage/base.py) on a local file system: every capability."""
+
+    capabilities = Capabilities(termination=True, concatenation=True, defer_length=True, content=True)
+
     def __init__(self, directory: Path, *, preallocate: bool = True, fsync: bool = True) -> None:
         self.directory = directory
         self.preallocate = preallocate
