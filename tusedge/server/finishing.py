@@ -136,6 +136,13 @@ class Finisher:
                 joined = await as_concater(self.store).join_part(final_id, part_id, offset, part.length)
                 if joined is None:
                     return
+                after = await self.repo.get(final_id)
+                if after is None or after.status is not Status.ACTIVE:
+                    # Its merge began meanwhile and may already have removed the record: drop the one this
+                    # join wrote rather than leave it behind (a merge that has not read it joins that part
+                    # again; one that crashes later joins everything again; both only cost time).
+                    await self.store.forget_joined(final_id)
+                    return
                 self.metrics.merged_bytes.labels("shared").inc(joined.shared)
                 self.metrics.merged_bytes.labels("copied").inc(joined.copied)
                 self.metrics.parts_joined_early.inc()

@@ -161,6 +161,9 @@ class FileStore:
 
         return await run_storage(final_id, work)
 
+    async def forget_joined(self, final_id: str) -> None:
+        await run_storage(final_id, fileops.remove, str(self.joined_path(final_id)))
+
     async def joined(self, final_id: str) -> frozenset[tuple[str, int, int]]:
         """The parts recorded by ``join_part`` as (part id, offset, length)."""
         return await run_storage(final_id, fileops.read_joined, str(self.joined_path(final_id)))
