@@ -8,7 +8,7 @@ never builds a response. It fires every hook and counts every upload metric; the
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -127,17 +127,8 @@ class TusService:
         digest = declared_digest(request.metadata)
         if digest is not None:
             new_hasher(digest.algorithm)  # 400 now for an algorithm we could not check later
-        now = self.clock()
-        info = UploadInfo(
-            id=new_upload_id(),
-            offset=0,
-            length=length,
-            metadata=request.metadata,
-            status=Status.ACTIVE,
-            created_at=now,
-            expires_at=self._expiry(now),
-            concat=ConcatKind.PARTIAL if request.concat is not None else None,
-        )
+        concat = ConcatKind.PARTIAL if request.concat is not None else None
+        info = self._new_upload(request, length, Status.ACTIVE, concat)
         if request.has_body:
             check_body_fits(request.content_length, room_left(length, 0, limit))
         await self._persist(info, preallocate=length)
@@ -161,6 +152,28 @@ class TusService:
             finally:
                 await lock.release()
         return await self._after_write(info)
+
+    def _new_upload(
+        self,
+        request: CreateUpload,
+        length: int | None,
+        status: Status,
+        concat: ConcatKind | None,
+        parts: Sequence[str] = (),
+    ) -> UploadInfo:
+        """The record of an upload about to be created (a new id, offset 0); one that is ACTIVE expires."""
+        now = self.clock()
+        return UploadInfo(
+            id=new_upload_id(),
+            offset=0,
+            length=length,
+            metadata=request.metadata,
+            status=status,
+            created_at=now,
+            expires_at=self._expiry(now) if status is Status.ACTIVE else None,
+            concat=concat,
+            parts=tuple(parts),
+        )
 
     async def _discard(self, upload_id: str) -> None:
         """Forget an upload that was never announced: its row, file and lock files, without a tombstone."""
@@ -189,18 +202,7 @@ class TusService:
         if length is not None:
             check_max_size(length, limit)
         ready = all(part.complete for part in ordered)
-        now = self.clock()
-        info = UploadInfo(
-            id=new_upload_id(),
-            offset=0,
-            length=length,
-            metadata=request.metadata,
-            status=Status.FINISHING if ready else Status.ACTIVE,
-            created_at=now,
-            expires_at=None if ready else self._expiry(now),
-            concat=ConcatKind.FINAL,
-            parts=tuple(ids),
-        )
+        info = self._new_upload(request, length, Status.FINISHING if ready else Status.ACTIVE, ConcatKind.FINAL, ids)
         # The final's file is not preallocated: copy_file_range into preallocated (unwritten) extents
         # measured 4-5x slower on ext4 than into a fresh file. A free-space check gives the early 507.
         if length is not None:
