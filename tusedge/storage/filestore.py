@@ -202,9 +202,6 @@ class FileStore:
 
         return await run_storage(final_id, work)
 
-    async def exists(self, upload_id: str) -> bool:
-        return await run_storage(upload_id, self.path(upload_id).exists)
-
     async def digest(self, upload_id: str, algorithm: Callable[[], Any], length: int) -> bytes:
         """Hash the first ``length`` bytes of an upload in a worker thread (whole-file verification)."""
 
