@@ -141,7 +141,7 @@ class Finisher:
                     # Its merge began meanwhile and may already have removed the record: drop the one this
                     # join wrote rather than leave it behind (a merge that has not read it joins that part
                     # again; one that crashes later joins everything again; both only cost time).
-                    await self.store.forget_joined(final_id)
+                    await as_concater(self.store).forget_joined(final_id)
                     return
                 self.metrics.merged_bytes.labels("shared").inc(joined.shared)
                 self.metrics.merged_bytes.labels("copied").inc(joined.copied)

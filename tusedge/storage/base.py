@@ -93,6 +93,10 @@ class Concater(Protocol):
         """The parts (id, offset, length) already joined into the final ahead of its merge."""
         ...
 
+    async def forget_joined(self, final_id: str) -> None:
+        """Drop the record of the parts joined ahead of the merge (the merge then joins them again)."""
+        ...
+
 
 @runtime_checkable
 class ContentServer(Protocol):
