@@ -87,7 +87,8 @@ class MinimumBodyRate:
                 raise meter.error()
             start = self.clock()
             try:
-                message = await asyncio.wait_for(receive(), left)
+                async with asyncio.timeout(left):  # a third of wait_for's cost per chunk (no task)
+                    message = await receive()
             except TimeoutError:
                 ended = True
                 meter.add(self.clock() - start, 0)
