@@ -223,3 +223,28 @@ def test_with_several_workers_any_of_them_joins_early_and_the_merge_skips_it(ser
     assert (parts, length, earlier) == (3, sum(SIZES), SIZES[1] + SIZES[2])
     assert shared + copied == SIZES[0]
     assert up.exact()
+
+
+def test_a_kill_9_right_as_a_part_completes_still_gives_a_byte_exact_final(server_factory: ServerFactory) -> None:
+    """The server is killed the moment a part's last PATCH is answered, i.e. while its early join runs (or
+    just before or after it): whatever made it to disk, the final is exact once the other parts are in."""
+    server = server_factory()
+    sizes = [32 * MIB, 32 * MIB, 32 * MIB + 7]
+    data = [os.urandom(size) for size in sizes]
+    parts = []
+    for size in sizes:
+        made = httpx.post(server.url, headers={**TUS, "Upload-Length": str(size), "Upload-Concat": "partial"})
+        parts.append(made.headers["Location"])
+    final = httpx.post(server.url, headers={**TUS, "Upload-Concat": "final;" + " ".join(parts)}).headers["Location"]
+    assert patch(parts[0], 0, data[0]).status_code == 204
+    server.kill()  # kill -9, with the early join of part 0 just started
+    server.start()
+    for url, chunk in zip(parts[1:], data[1:], strict=True):
+        assert patch(url, 0, chunk).status_code == 204
+    wait_for(lambda: httpx.head(final, headers=TUS).headers.get("Upload-Offset") == str(sum(sizes)),
+             "the final complete")  # fmt: skip
+    assert served_sha256(final) == hashlib.sha256(b"".join(data)).hexdigest()
+    (found,) = [m for m in map(MERGED.search, server.log) if m]
+    # Part 0 was recorded before the kill or joined again after it (with part 1, early, or by the merge).
+    assert int(found[5]) in (0, sizes[0], sizes[0] + sizes[1])
+    assert int(found[3]) + int(found[4]) + int(found[5]) == sum(sizes)
