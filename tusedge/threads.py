@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
-MAX_THREADS = 32  # anyio's default limiter allowed 40; calls are short, so fewer are ever busy at once
+MAX_THREADS = 40  # as many as anyio's default limiter allowed: a slow disk can hold one per fsync in flight
 
 _Job = tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
 
