@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tusedge.client.uploader import node_endpoint
+from tusedge.client.options import node_endpoint
 
 
 @pytest.mark.parametrize(

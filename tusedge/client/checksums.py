@@ -4,8 +4,10 @@ advertised in ``Tus-Upload-Digest-Algorithm``; docs/checksums.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
+from collections.abc import Awaitable, Callable
 
 from tusedge.checksum import ALGORITHMS
 from tusedge.client.errors import ClientError
@@ -56,3 +58,29 @@ def digest_bytes(algorithm: str, data: bytes) -> bytes:
 def header_value(algorithm: str, value: bytes) -> str:
     """``<algorithm> <base64 digest>``, the Upload-Checksum format (and our ``checksum`` metadata)."""
     return f"{algorithm} {base64.b64encode(value).decode('ascii')}"
+
+
+class ChecksumsAhead:
+    """The Upload-Checksum of the chunk after the one being sent, computed meanwhile; a chunk other than
+    the one prepared (after a failure the server's offset decides) is computed when asked for."""
+
+    def __init__(self, compute: Callable[[int, int], Awaitable[str | None]]) -> None:
+        self._compute = compute
+        self._ahead: tuple[int, int, asyncio.Task[str | None]] | None = None
+
+    def prepare(self, start: int, n: int) -> None:
+        self.discard()
+        self._ahead = (start, n, asyncio.ensure_future(self._compute(start, n)))
+
+    async def get(self, start: int, n: int) -> str | None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[:2] == (start, n):
+            return await ahead[2]
+        if ahead is not None:
+            ahead[2].cancel()
+        return await self._compute(start, n)
+
+    def discard(self) -> None:
+        if self._ahead is not None:
+            self._ahead[2].cancel()
+            self._ahead = None
