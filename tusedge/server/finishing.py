@@ -137,10 +137,10 @@ class Finisher:
                 if joined is None:
                     return
                 after = await self.repo.get(final_id)
-                if after is None or after.status is not Status.ACTIVE:
-                    # Its merge began meanwhile and may already have removed the record: drop the one this
-                    # join wrote rather than leave it behind (a merge that has not read it joins that part
-                    # again; one that crashes later joins everything again; both only cost time).
+                if after is None or after.status not in (Status.ACTIVE, Status.FINISHING):
+                    # Merged (or removed) meanwhile: its merge has removed the record already, so the line
+                    # this join wrote would be left behind. A merge still running (FINISHING) reads the
+                    # record and removes it itself: this process's merge waits for this pass first.
                     await as_concater(self.store).forget_joined(final_id)
                     return
                 self.metrics.merged_bytes.labels("shared").inc(joined.shared)
