@@ -19,6 +19,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 from benchmarks.link import NS_ADDR, namespace_link, shape
 from benchmarks.servers import (
     PEERS_SPECS,
@@ -179,9 +181,15 @@ def _single(servers: list[RunningServer], source: Path, size: int, reps: int, ou
 def _small(servers: list[RunningServer], count: int, reps: int, out: Callable[[str], None]) -> None:
     results: dict[str, list[tuple[float, float]]] = defaultdict(list)
     bad: dict[str, int] = defaultdict(int)
+    failed: dict[str, int] = defaultdict(int)
     for _ in range(reps):
         for server in servers:
-            rate, cpu_ms, bad_heads = small_uploads(server, count, 32)
+            try:
+                rate, cpu_ms, bad_heads = small_uploads(server, count, 32)
+            except httpx.HTTPError as exc:  # a server that drops a connection loses this repetition, not the run
+                failed[server.spec.name] += 1
+                print(f"small {server.spec.name}: failed ({exc!r})", flush=True)
+                continue
             results[server.spec.name].append((rate, cpu_ms))
             bad[server.spec.name] += bad_heads
             print(f"small {server.spec.name}: {rate:.0f}/s", flush=True)
@@ -194,6 +202,9 @@ def _small(servers: list[RunningServer], count: int, reps: int, out: Callable[[s
         rate = med([r[0] for r in results[server.spec.name]])
         cpu = med([r[1] for r in results[server.spec.name]])
         out(f"| {server.spec.name} | {rate:,.0f} | {cpu:.1f} | {ours / rate:.2f} | {bad[server.spec.name]} |")
+    if failed:
+        lost = ", ".join(f"{name} {n} of {reps}" for name, n in failed.items())
+        out(f"\nRepetitions lost to a failed request (a connection the server dropped): {lost}.")
     out("")
 
 
