@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from client_progress import server_offsets, settled_offsets, wait_for_progress
 from fault_proxy import DamageFirst, FaultProxy, SeenRequest
 from server_process import ROOT, ServerFactory, ServerProcess
 from upload_files import InBackground, random_file, served_sha256
@@ -26,33 +27,6 @@ from tusedge.client.uploader import UploadOptions, upload_sync
 
 MiB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-def server_offsets(store: Path, source: Path, endpoint: str) -> list[int]:
-    """The offsets the server reports for the parts the client recorded in its resume store."""
-    stored = ResumeStore(store).get(fingerprint(source), endpoint)
-    if stored is None:
-        return []
-    return [int(httpx.head(url, headers=TUS, timeout=10).headers["Upload-Offset"]) for url in stored.parts]
-
-
-def settled_offsets(store: Path, source: Path, endpoint: str) -> list[int]:
-    """Offsets once the server has finished with the requests of a killed client (two equal readings)."""
-    previous = server_offsets(store, source, endpoint)
-    while True:
-        time.sleep(0.5)
-        current = server_offsets(store, source, endpoint)
-        if current == previous:
-            return current
-        previous = current
-
-
-def wait_for_progress(store: Path, source: Path, endpoint: str, at_least: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while sum(server_offsets(store, source, endpoint)) < at_least:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the upload made no progress"
-        time.sleep(0.05)
 
 
 def cli(*args: str) -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from client_progress import wait_for_progress
 from fault_proxy import FaultProxy
 from server_process import ROOT, ServerFactory, ServerProcess
 from tls_servers import https_server
@@ -76,9 +77,9 @@ def test_cli_resumes_on_an_independent_tus_server(tus_node_server: ServerProcess
             "--store", str(store)]  # fmt: skip
     proc = subprocess.Popen([*args, "--limit-rate", "4MiB"], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    time.sleep(1.5)
+    wait_for_progress(store, source, tus_node_server.url, MiB, proc)
     proc.send_signal(2)
-    assert proc.wait(30) == 130
+    assert proc.wait(30) == 130, proc.communicate()
     again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     resumed = int(re.search(r"\((\d+) bytes\) already on the server", again.stderr).group(1))  # type: ignore[union-attr]

@@ -10,15 +10,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+from client_progress import wait_for_progress
 from js_harness import download_sha256, make_random_file, run_upload
 from server_process import ROOT, ServerFactory, ServerProcess
-
-from tusedge.client.fingerprint import fingerprint
-from tusedge.client.resume import ResumeStore
 
 KEY = "test-signing-key-0123456789abcdef"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -87,11 +84,7 @@ def test_the_client_uploads_in_parallel_through_a_signed_url_and_resumes_after_r
     args = [str(source), "--parallel", "4", "--chunk-size", "1MiB", "--store", str(store)]
     proc = subprocess.Popen([sys.executable, "-m", "tusedge", "upload", args[0], first_url, *args[1:], "--limit-rate",
                              "4MiB"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while ResumeStore(store).get(fingerprint(source), server.url) is None:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    time.sleep(1.0)
+    wait_for_progress(store, source, server.url, MIB, proc)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 130
     second_url = sign(server.url, "--max-size", "20MiB", "--expires-in", "600")
