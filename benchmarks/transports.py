@@ -4,7 +4,7 @@ client and by Chromium, in one run side by side: MB/s and the server's CPU secon
 process, and Caddy's own when it is in front). Figures go to docs/benchmarks.md.
 
     python -m benchmarks.transports [--size-mib 128] [--clients 4] [--only h1,h3-w2,...] [--no-chromium]
-        [--profile] [--dir DIR]
+        [--caddyfile VARIANT] [--profile] [--dir DIR]
 
 Scenarios (``--only`` takes these names):
 
@@ -144,12 +144,16 @@ def tusedge(work: Path, name: str, *flags: str) -> Process:
     return Process(cmd)
 
 
-def caddy(work: Path, cert: Path, key: Path, upstream: int) -> Process:
-    """Caddy with examples/caddy/Caddyfile's site on https://127.0.0.1:PORT (as tests/caddy_server.py)."""
+CADDYFILE = ROOT / "examples" / "caddy" / "Caddyfile"
+
+
+def caddy(work: Path, cert: Path, key: Path, upstream: int, caddyfile: Path = CADDYFILE) -> Process:
+    """Caddy with examples/caddy/Caddyfile's site (or a variant of it) on https://127.0.0.1:PORT, as
+    tests/caddy_server.py runs it."""
     assert CADDY is not None
     port = free_port()
     root = Path(tempfile.mkdtemp(prefix="caddy-", dir=work))
-    site = (ROOT / "examples" / "caddy" / "Caddyfile").read_text()
+    site = caddyfile.read_text()
     site = site.replace("uploads.example.org {", f"https://127.0.0.1:{port} {{")
     site = site.replace("reverse_proxy 127.0.0.1:1080 {",
                         f"bind 127.0.0.1\n\ttls {cert} {key}\n\treverse_proxy 127.0.0.1:{upstream} {{")  # fmt: skip
@@ -508,7 +512,7 @@ async def run(args: argparse.Namespace) -> int:
                 two.stop()
         if any("caddy" in s for s in only):
             behind = tusedge(work, "behind", "--trust-proxy", "--finish-wait-s", "3600")
-            front = caddy(work, cert, key, behind.port)
+            front = caddy(work, cert, key, behind.port, args.caddyfile)
             try:
                 endpoint = f"https://127.0.0.1:{front.port}/files/"
                 if "caddy-h3" in only:
@@ -527,7 +531,7 @@ async def run(args: argparse.Namespace) -> int:
                 behind.stop()
         if "chromium-caddy-discard-h3" in only:
             stub = DiscardUpstream()
-            front = caddy(work, cert, key, stub.port)
+            front = caddy(work, cert, key, stub.port, args.caddyfile)
             try:
                 cpu = Cpu(front.pid)
                 wall = chromium_upload(f"https://127.0.0.1:{front.port}/files/", cert, front.port, size, cpu, work)
@@ -591,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP/3 clients in h3-c4 and h3-w2")
     parser.add_argument("--only", type=lambda text: text.split(","), default=None, help=f"of {','.join(SCENARIOS)}")
     parser.add_argument("--no-chromium", action="store_true")
+    parser.add_argument("--caddyfile", type=Path, default=CADDYFILE, help="a variant of the example to try")
     parser.add_argument("--profile", action="store_true", help="py-spy on the server during h3")
     parser.add_argument("--dir", type=Path, default=None, help="work folder (on the disk to measure)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
