@@ -40,7 +40,8 @@ OCTETS = {**TUS, "Content-Type": "application/offset+octet-stream"}
 @pytest.fixture
 def front(server_factory: ServerFactory, tmp_path: Path) -> Iterator[tuple[ServerProcess, CaddyTlsProxy, Path]]:
     certfile, keyfile = make_cert(tmp_path)
-    server = server_factory("--trust-proxy", "--commit-interval-bytes", "1MiB", "--write-buffer-bytes", "256KiB",
+    server = server_factory("--trust-proxy", "--commit-interval-bytes", "1MiB", "--commit-interval-s", "0",
+                            "--write-buffer-bytes", "256KiB",
                             "--max-size-bytes", str(10**9))  # fmt: skip
     proxy = CaddyTlsProxy(certfile, keyfile, server.port).start()
     try:
