@@ -35,3 +35,9 @@ def wait_for_metric(origin: str, name: str, at_least: float, timeout_s: float = 
         return value if value >= at_least else None
 
     return wait_for(probe, f"{name}{labels or ''} >= {at_least}", timeout_s)
+
+
+def wait_body_bytes_read(origin: str, at_least: float, timeout_s: float = 20.0) -> float:
+    """Until the server has read ``at_least`` request body bytes since it started (``tusedge_body_bytes_read``):
+    a PATCH whose body is being read holds its upload's lock, and bytes read are bytes the server has."""
+    return wait_for_metric(origin, "tusedge_body_bytes_read_total", at_least, timeout_s)

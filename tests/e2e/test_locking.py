@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+from observe import wait_body_bytes_read
 from rawhttp import (
     KIB,
     BodySender,
@@ -34,7 +35,7 @@ def test_second_patch_while_first_streams_is_refused_without_interleaving(server
     with RawRequest("PATCH", url, patch_headers(0, len(data))) as first:
         # 256 KiB/s in 16 KiB pieces: a piece every ~60 ms, so the holder is never quiet long enough to give way.
         sender = BodySender(first, data, rate_bytes_per_s=256 * KIB, chunk_bytes=16 * KIB).start()
-        time.sleep(0.5)  # the first request has taken the lock
+        wait_body_bytes_read(server.origin, 16 * KIB)  # the first request is reading its body: it holds the lock
         started = time.monotonic()
         second = patch(url, 0, intruder)
         waited = time.monotonic() - started
@@ -65,7 +66,7 @@ def test_quiet_holder_gives_way_to_reconnected_client(server_factory: ServerFact
     url = create_upload(server.url, len(data))
     with RawRequest("PATCH", url, patch_headers(0, len(data))) as stale:
         stale.send(data[:sent])
-        time.sleep(0.3)  # the server has read the bytes; the connection stays open and silent
+        wait_body_bytes_read(server.origin, sent)  # the server has read the bytes; the connection stays open, silent
         seen = head_offset(url)
         assert seen <= sent
         started = time.monotonic()
@@ -92,7 +93,7 @@ def test_quiet_holder_keeps_the_lock_until_stale(server_factory: ServerFactory) 
     url = create_upload(server.url, len(data))
     with RawRequest("PATCH", url, patch_headers(0, len(data))) as holder:
         holder.send(data[:400_000])
-        time.sleep(0.3)
+        wait_body_bytes_read(server.origin, 400_000)
         refused = patch(url, 0, data)
         assert refused.status_code == 423, (refused.status_code, refused.text)
         assert head_offset(url) == 0
