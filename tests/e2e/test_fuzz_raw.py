@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from observe import metric, wait_for
 from server_process import ServerFactory, ServerProcess
 
 SEED = int(os.environ.get("FUZZ_SEED", "20261202"))
@@ -171,9 +172,9 @@ class Fuzzer:
         target = upload.path if upload is not None and rng.random() < 0.7 else rng.choice(targets)
         if upload is not None and rng.random() < 0.05:
             target = upload.path + rng.choice(["/", "x", "?a=b", "%00", "/../" + upload.path[7:]])
-        # Read-only methods are checked now and then (each check costs two HEADs), the others every time.
-        checked = method.upper() not in ("HEAD", "GET", "OPTIONS") or rng.random() < 0.2
-        before = self.head(upload) if upload is not None and target == upload.path and checked else None
+        # A request for the upload (a query string or X-HTTP-Method-Override still reaches it) is checked.
+        checked = upload is not None and target.split("?", 1)[0] == upload.path
+        before = self.head(upload) if upload is not None and checked else None
         offset = before[0] if before is not None else 0
 
         headers: list[tuple[str, str]] = []
@@ -241,9 +242,16 @@ class Fuzzer:
         self.log.append(what)
         answer = self.send(method, target, headers, body, framing)
         assert answer.status is None or answer.status < 500, f"{what} -> {answer.status} {answer.body[:300]!r}"
-        if upload is not None and target == upload.path and checked:
-            overrides = [v for n, v in headers if n == "X-HTTP-Method-Override"]
-            effective = overrides[0].strip().upper() if len(overrides) == 1 and overrides[0].strip() else method
+        if upload is not None and checked:
+            if answer.status is None or framing in ("cl-short", "chunked-bad", "cl-long"):
+                # A body cut off is committed by the server once it notices, which may be after the connection
+                # closed: wait until no body is being written (its gauge) before comparing.
+                wait_for(lambda: metric(self.server.origin, "tusedge_patches_in_progress") == 0,
+                         "no request body being written", timeout_s=TIMEOUT_S)  # fmt: skip
+            overrides = [v.strip().upper() for n, v in headers if n == "X-HTTP-Method-Override"]
+            known = ("GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS")
+            # Methods are case-sensitive (RFC 9110 9.1), but the server takes "patch" as PATCH (a finding, left).
+            effective = overrides[0] if len(overrides) == 1 and overrides[0] in known else method.upper()
             self.check(upload, before, effective, answer, body, framing, what)
         if method == "POST" and answer.status == 201 and "location" in answer.headers:
             self.adopt(answer, headers, body)
@@ -259,7 +267,11 @@ class Fuzzer:
             return
         if before is None:
             return
-        if answer.status is not None and answer.status >= 400:
+        # A request whose body arrived as declared and was refused changed nothing. A body cut off (cl-short,
+        # bad chunking) keeps what arrived whatever its half-closed client is told; and for a body longer than
+        # its Content-Length the answer read may be the one to the trailing bytes (see the xfail test below).
+        whole = framing in ("cl", "chunked", "none")
+        if whole and answer.status is not None and answer.status >= 400:
             assert after == before, f"{what} -> {answer.status} changed the upload: {before} -> {after}"
         moved = after[0] - before[0]
         assert moved >= 0, f"{what}: the offset went back {before} -> {after}"
@@ -327,3 +339,35 @@ def test_raw_fuzzer_finds_no_5xx_no_hang_and_no_broken_invariant(fuzz_server: Se
     log = "".join(fuzz_server.log)
     assert "Traceback" not in log, log[-5000:]
     assert fuzzer.finished, "no upload was ever finished: the fuzzer is too hostile to test byte-exactness"
+
+
+@pytest.mark.xfail(strict=True, reason="found by the fuzzer, not fixed yet: the answer to the trailing bytes "
+                   "(400) is sent instead of the PATCH's 204, though the PATCH was committed")  # fmt: skip
+def test_a_body_longer_than_its_content_length_gets_its_own_answer_first(fuzz_server: ServerProcess) -> None:
+    """RFC 9112 9.3: answers come in the order of the requests. A PATCH declaring 69,999 bytes followed by one
+    byte more (the start of a next, malformed request) is committed; its client must get its 204 first, not
+    only the 400 for the trailing byte (then it believes the PATCH was refused)."""
+    url = httpx.post(fuzz_server.url, headers={**TUS, "Upload-Length": "70000"}).headers["Location"]
+    path = url.split(str(fuzz_server.port), 1)[1]
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\nConnection: close\r\n"
+        "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 69999\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", fuzz_server.port), timeout=TIMEOUT_S) as sock:
+        sock.sendall(head.encode() + b"x" * 70000)
+        answer = Fuzzer.read(sock, "PATCH")
+    offset = int(httpx.head(url, headers=TUS).headers["Upload-Offset"])
+    assert answer.status == 204 or offset == 0, (answer.status, offset)
+
+
+def test_connect_is_not_overridden_into_a_tunnel_answer(fuzz_server: ServerProcess) -> None:
+    """Found by the fuzzer: ``CONNECT`` with ``X-HTTP-Method-Override: OPTIONS`` was answered 204, which HTTP/1.1
+    (h11) takes as the switch to a tunnel: the server then failed to end the answer and logged a traceback.
+    The override does not apply to CONNECT: 405, and nothing in the log."""
+    with socket.create_connection(("127.0.0.1", fuzz_server.port), timeout=TIMEOUT_S) as sock:
+        sock.sendall(b"CONNECT /files/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-HTTP-Method-Override: OPTIONS\r\n"
+                     b"Tus-Resumable: 1.0.0\r\nConnection: close\r\n\r\n")  # fmt: skip
+        answer = Fuzzer.read(sock, "CONNECT")
+    assert answer.status == 405, answer
+    assert httpx.options(fuzz_server.url).status_code == 204  # the server is fine
+    assert "Traceback" not in "".join(fuzz_server.log)

@@ -33,7 +33,9 @@ class MethodOverride:
         if scope["type"] == "http":
             values = [value for name, value in scope["headers"] if name.lower() == _OVERRIDE]
             # Sent twice, it overrides nothing: RequestHeaderCheck refuses the request with a reason.
-            if len(values) == 1:
+            # Never for CONNECT: HTTP/1.1 (h11) reads a 2xx to CONNECT as a switch to a tunnel, so an overridden
+            # CONNECT answered 204 ended in a protocol error and a traceback (found by tests/e2e/test_fuzz_raw.py).
+            if len(values) == 1 and scope.get("method") != "CONNECT":
                 method = values[0].decode("latin-1").strip().upper()
                 if method in _OVERRIDABLE:
                     scope = {**scope, "method": method}
