@@ -440,23 +440,26 @@ async def test_an_upload_over_http3_loses_no_packets_while_the_server_writes(
 async def test_a_request_answered_without_reading_its_body_leaves_http3_serving(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
-    """A DELETE that comes with a large body is refused (413) once more than it may carry has arrived, and the
-    rest is not read. The body fills the request's queue meanwhile, which holds the datagram loop; when the app
-    returns, the loop must be let go, or no other HTTP/3 request of that process is ever served again (a new
-    connection's handshake times out). The refused DELETE terminates nothing."""
+    """A PATCH at the wrong offset is answered 409 without reading its body. The body fills the request's
+    queue meanwhile, which holds the datagram loop; when the app returns, the loop must be let go, or no other
+    HTTP/3 request of that process is ever served again (a new connection's handshake times out). The refused
+    PATCH changes nothing."""
     server, certfile = h3_server(server_factory, tmp_path)
     data = os.urandom(16 * MiB)
     for _ in range(3):
         async with h3_client(certfile) as client:
-            url = await create(client, server, 4 * MiB)
-            # A first upload on the connection opens the client's congestion window: the DELETE's body then
-            # follows its headers at once.
+            url = await create(client, server, 32 * MiB)
+            # A first upload on the connection opens the client's congestion window: the refused PATCH's body
+            # then follows its headers at once.
             patched = await client.patch(url, content=data[: 4 * MiB], headers={**OCTETS, "Upload-Offset": "0"})
             assert patched.status_code == 204
-            deleted = await client.request("DELETE", url, content=data, headers=TUS)
-            assert deleted.status_code == 413, deleted.text
+            refused = await client.patch(url, content=data, headers={**OCTETS, "Upload-Offset": "0"})
+            assert refused.status_code == 409, refused.text
             head = await client.head(url, headers=TUS)
             assert head.status_code == 200 and head.headers["Upload-Offset"] == str(4 * MiB)
+            # The same connection goes on carrying bodies.
+            rest = await client.patch(url, content=data[: 12 * MiB], headers={**OCTETS, "Upload-Offset": str(4 * MiB)})
+            assert rest.status_code == 204
         async with h3_client(certfile, idle_timeout=5.0) as fresh:
             assert (await fresh.options(server.url)).status_code == 204
 
