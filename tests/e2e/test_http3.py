@@ -6,24 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import http.server
-import json
 import os
 import re
 import selectors
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from quic_browser import CHROMIUM, page_server, quic_response_headers, run_chromium_over_quic
 from quic_trace import TracedH3Transport
 from server_process import ROOT, ServerFactory, ServerProcess
 from tls_servers import https_server, make_cert
@@ -34,7 +31,7 @@ from tusedge.server.hypercorn_fixes.quic import (
     QUIC_MAX_STREAM_DATA_BYTES,
     UDP_RECEIVE_BUFFER_BYTES,
 )
-from tusedge.tls import spki_sha256, ssl_context_for
+from tusedge.tls import ssl_context_for
 
 MiB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -483,7 +480,6 @@ async def test_a_request_the_client_cancelled_is_answered_without_an_error(
 
 
 # --- Chromium ---------------------------------------------------------------------------------------------
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 _PAGE = """<!doctype html><meta charset="utf-8"><script>
 (async () => {
@@ -512,53 +508,6 @@ _PAGE = """<!doctype html><meta charset="utf-8"><script>
 </script>"""
 
 
-@contextlib.contextmanager
-def _page_server() -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """Serves the upload page on http://127.0.0.1:PORT/ and collects what it POSTs to /result."""
-    results: list[dict[str, Any]] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = _PAGE.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self) -> None:
-            results.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], results
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _quic_response_headers(netlog: Path) -> list[list[str]]:
-    """Response headers Chromium read from QUIC streams, from its net log (the log is left unterminated
-    when the browser is stopped, which Chromium documents as fixed by closing the event list)."""
-    text = netlog.read_text().rstrip()
-    if not text.endswith("]}"):
-        text = text.rstrip(",") + "]}"
-    log = json.loads(text)
-    names = {number: name for name, number in log["constants"]["logEventTypes"].items()}
-    return [
-        event["params"]["headers"]
-        for event in log["events"]
-        if names.get(event["type"]) == "QUIC_CHROMIUM_CLIENT_STREAM_READ_RESPONSE_HEADERS"
-    ]
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
 def test_chromium_uploads_over_http3_with_quic_forced(server_factory: ServerFactory, tmp_path: Path) -> None:
     """A real browser: headless Chromium with QUIC forced for the server's origin and our self-signed
@@ -569,37 +518,23 @@ def test_chromium_uploads_over_http3_with_quic_forced(server_factory: ServerFact
     size = 3_000_001
     expected = bytes((i * 31 + 7) & 255 for i in range(size))
     netlog = tmp_path / "netlog.json"
-    with _page_server() as (page_port, results):
+    with page_server(_PAGE) as (page_port, results):
         page = f"http://127.0.0.1:{page_port}/?endpoint={server.url}&size={size}"
-        browser = subprocess.Popen(
-            [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             f"--user-data-dir={tmp_path / 'profile'}",
-             f"--ignore-certificate-errors-spki-list={spki_sha256(certfile.read_bytes())}",
-             "--enable-quic", f"--origin-to-force-quic-on=127.0.0.1:{server.port}",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-default-apps", "--no-first-run", "--no-default-browser-check", "--metrics-recording-only",
-             f"--log-net-log={netlog}", page],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 90
-            while not results and time.monotonic() < deadline and browser.poll() is None:
-                time.sleep(0.2)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(browser.pid, signal.SIGTERM)
-            try:
-                browser.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(browser.pid, signal.SIGKILL)
-                browser.wait(10)
+        run_chromium_over_quic(
+            page,
+            certfile=certfile,
+            quic_port=server.port,
+            profile=tmp_path / "profile",
+            netlog=netlog,
+            results=results,
+            timeout_s=90,
+        )
     assert results, "the page never reported back"
     result = results[0]
     assert "error" not in result, result
     assert result["statuses"] == [201, 204, 204]
     assert result["offset"] == str(size)
-    quic_headers = _quic_response_headers(netlog)
+    quic_headers = quic_response_headers(netlog)
     patch_answers = [h for h in quic_headers if ":status: 204" in h and f"upload-offset: {size}" in h]
     assert patch_answers, "Chromium did not get the last PATCH's answer over QUIC"
     assert "server: hypercorn-h3" in patch_answers[0]
