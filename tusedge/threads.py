@@ -56,17 +56,19 @@ class _Pool:
             try:
                 result: Any = func()
             except BaseException as exc:
-                _deliver(loop, future, None, exc)
+                deliver(loop, future, None, exc)
             else:
-                _deliver(loop, future, result, None)
+                deliver(loop, future, result, None)
             del job, func, future, loop
             with self.mutex:
                 self.idle += 1
 
 
-def _deliver(
+def deliver(
     loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, exc: BaseException | None
 ) -> None:
+    """From a worker thread: settle ``future`` on its loop with ``result`` or ``exc`` (unless it was settled,
+    e.g. cancelled, meanwhile)."""
     try:
         loop.call_soon_threadsafe(_set, future, result, exc)
     except RuntimeError:  # the loop is closed: nobody is waiting any more

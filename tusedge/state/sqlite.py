@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tusedge.threads import deliver
+
 T = TypeVar("T")
 
 _Job = tuple[Callable[[Connection], Any], bool, asyncio.Future[Any], asyncio.AbstractEventLoop]
@@ -110,9 +112,9 @@ class SQLiteThread:
                     conn = None
                     raise
             except BaseException as exc:
-                _deliver(loop, future, None, exc)
+                deliver(loop, future, None, exc)
             else:
-                _deliver(loop, future, result, None)
+                deliver(loop, future, result, None)
             del job, fn, future, loop
         if conn is not None:
             conn.close()
@@ -151,24 +153,6 @@ def _discard(conn: Connection) -> None:
         conn.close()
     except Exception:
         pass
-
-
-def _deliver(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, exc: BaseException | None
-) -> None:
-    try:
-        loop.call_soon_threadsafe(_set, future, result, exc)
-    except RuntimeError:  # the loop is closed: nobody is waiting any more
-        pass
-
-
-def _set(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-    if future.done():
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
 
 
 _threads: weakref.WeakKeyDictionary[Engine, SQLiteThread] = weakref.WeakKeyDictionary()
