@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tusedge.protocol.constants import MAX_INT64
-from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
+from tusedge.protocol.upload import ConcatKind, Failure, Status, UploadInfo
 from tusedge.state.database import create_engine, create_schema
 from tusedge.state.repository import UploadRepository
 
@@ -157,6 +158,50 @@ async def test_final_completes_and_its_parts_retire_in_one_transaction(repo: Upl
     assert set(await repo.tombstones(NOW + timedelta(seconds=1))) == {_id(2), _id(3)}  # files purged with them
 
 
+async def test_a_failure_reason_is_stored_as_a_value(repo: UploadRepository) -> None:
+    """Why an upload failed is a column of its own (``failure``), set with the words (``error``) and read
+    back as a Failure; get and get_many (the SQLite thread's prepared SELECT and SQLAlchemy's) agree."""
+    await repo.create(_info(1, status=Status.FINISHING))
+    await repo.create(_info(2, status=Status.FAILED, error="gone", failure=Failure.PART_GONE))
+    words = "the upload's sha256 digest does not match the declared one"
+    assert await repo.claim(
+        _id(1), NOW, Status.FINISHING, status=Status.FAILED, error=words, failure=Failure.DIGEST_MISMATCH
+    )
+    failed = _info(1, status=Status.FAILED, error=words, failure=Failure.DIGEST_MISMATCH)
+    assert await repo.get(_id(1)) == failed
+    assert (await repo.get_many([_id(1)]))[_id(1)] == failed
+    got = await repo.get(_id(2))
+    assert got is not None and got.failure is Failure.PART_GONE
+    await repo.update(_id(2), NOW, failure=None)
+    got = await repo.get(_id(2))
+    assert got is not None and got.failure is None and got.error == "gone"
+
+
+async def test_an_older_database_gets_the_failure_column_filled_from_its_words(engine: AsyncEngine) -> None:
+    """A state database made before the ``failure`` column (tusedge 0.x wrote only ``error``'s words)
+    gets it from create_schema, filled for the uploads that had failed: on the digest where the words
+    named it, else a partial upload gone."""
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE uploads DROP COLUMN failure"))
+        for n, status, error in [(1, "failed", "the upload's sha256 digest does not match the declared one"),
+                                 (2, "failed", "a partial upload of this final upload is gone"),
+                                 (3, "active", None)]:  # fmt: skip
+            await conn.execute(
+                text("INSERT INTO uploads (id, upload_offset, length, status, created_at, updated_at, error)"
+                     " VALUES (:id, 0, 100, :status, :now, :now, :error)"),
+                {"id": _id(n), "status": status, "now": NOW.replace(tzinfo=None), "error": error},
+            )  # fmt: skip
+    await asyncio.gather(create_schema(engine), create_schema(engine))  # two workers starting at once
+    repo = UploadRepository(engine)
+    found = await repo.get_many([_id(1), _id(2), _id(3)])
+    assert {n: found[_id(n)].failure for n in (1, 2, 3)} == {
+        1: Failure.DIGEST_MISMATCH,
+        2: Failure.PART_GONE,
+        3: None,
+    }
+    assert await repo.get(_id(1)) == found[_id(1)]  # the SQLite thread's prepared SELECT reads it too
+
+
 async def test_get_many_returns_the_known_ones(repo: UploadRepository) -> None:
     for n in (1, 2, 3):
         await repo.create(_info(n, offset=n))
@@ -236,7 +281,7 @@ async def test_sqlite_prepared_statements_store_what_sqlalchemy_stores(tmp_path:
     """On SQLite create/get/update run as prepared DBAPI statements (tusedge.state.sqlite): the stored text
     of every column is what SQLAlchemy's own INSERT/UPDATE would have stored, and rows SQLAlchemy wrote
     read back the same through them."""
-    from sqlalchemy import insert, text, update
+    from sqlalchemy import insert, update
 
     from tusedge.state.repository import uploads
 

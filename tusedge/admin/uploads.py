@@ -80,6 +80,7 @@ def describe(info: UploadInfo, updated_at: datetime | None, base_path: str) -> d
         "metadata": metadata,
         "parts": list(info.parts),
         "error": info.error,
+        "failure": info.failure.value if info.failure else None,
     }
 
 

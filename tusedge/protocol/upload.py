@@ -22,6 +22,13 @@ class Status(StrEnum):
         return self in (Status.TERMINATED, Status.EXPIRED)
 
 
+class Failure(StrEnum):
+    """Why an upload FAILED, as a value (``UploadInfo.error`` says it in words, for people)."""
+
+    DIGEST_MISMATCH = "digest-mismatch"  # the file's digest differs from the one its metadata declared
+    PART_GONE = "part-gone"  # a partial upload of this final upload is gone
+
+
 class ConcatKind(StrEnum):
     PARTIAL = "partial"
     FINAL = "final"
@@ -38,7 +45,8 @@ class UploadInfo:
     expires_at: datetime | None = None
     concat: ConcatKind | None = None
     parts: tuple[str, ...] = ()  # ids of the partial uploads of a final upload, in order
-    error: str | None = None  # why the upload FAILED
+    error: str | None = None  # why the upload FAILED, in words
+    failure: Failure | None = None  # why the upload FAILED, as a value
 
     @property
     def deferred(self) -> bool:

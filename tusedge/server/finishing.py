@@ -28,7 +28,7 @@ from tusedge.checksum import ALGORITHMS
 from tusedge.errors import TusError, UploadLocked
 from tusedge.protocol.concat import final_length
 from tusedge.protocol.headers import declared_digest
-from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
+from tusedge.protocol.upload import ConcatKind, Failure, Status, UploadInfo
 from tusedge.server import lifecycle
 from tusedge.server.components import Components
 from tusedge.storage.base import as_concater
@@ -198,7 +198,7 @@ class Finisher:
             found = await self.repo.get_many(list(info.parts))
             parts = [found[part_id] for part_id in info.parts if part_id in found]
             if len(parts) != len(info.parts) or any(p.status is not Status.COMPLETE for p in parts):
-                await self._fail(info, "a partial upload of this final upload is gone")
+                await self._fail(info, Failure.PART_GONE, "a partial upload of this final upload is gone")
                 return
             length = final_length(parts)
             assert length is not None
@@ -228,7 +228,8 @@ class Finisher:
         if declared is not None:
             digest = await self.store.digest(info.id, ALGORITHMS[declared.algorithm], length)
             if digest != declared.digest:
-                await self._fail(info, f"the upload's {declared.algorithm} digest does not match the declared one")
+                reason = f"the upload's {declared.algorithm} digest does not match the declared one"
+                await self._fail(info, Failure.DIGEST_MISMATCH, reason)
                 return
         now = self.clock()
         retire = [] if self.settings.keep_partials else [part.id for part in parts]
@@ -256,7 +257,9 @@ class Finisher:
                 "upload %s: removed %d partial uploads in %.2f s", info.id, len(retire), time.monotonic() - started
             )
 
-    async def _fail(self, info: UploadInfo, reason: str) -> None:
+    async def _fail(self, info: UploadInfo, failure: Failure, reason: str) -> None:
         log.warning("upload %s failed: %s", info.id, reason)
-        if await self.repo.claim(info.id, self.clock(), Status.FINISHING, status=Status.FAILED, error=reason):
+        if await self.repo.claim(
+            info.id, self.clock(), Status.FINISHING, status=Status.FAILED, error=reason, failure=failure
+        ):
             self.metrics.uploads_failed.inc()

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from tusedge.errors import TusError
 from tusedge.protocol.constants import TUS_VERSION, Header
 from tusedge.protocol.headers import declared_digest, format_expires
-from tusedge.protocol.upload import Status, UploadInfo
+from tusedge.protocol.upload import Failure, Status, UploadInfo
 from tusedge.state.errors import state_error
 
 log = logging.getLogger("tusedge")
@@ -38,14 +38,14 @@ def upload_headers(info: UploadInfo, *, offset: bool = True) -> dict[str, str]:
 
 
 def checksum_status(info: UploadInfo) -> str | None:
-    """``Upload-Checksum-Status`` of an upload that declared a whole-file digest: pending, verified or
-    mismatch (ours; docs/checksums.md)."""
+    """``Upload-Checksum-Status`` of an upload that declared a whole-file digest: pending, verified,
+    mismatch, or failed for another reason (ours; docs/checksums.md)."""
     if declared_digest(info.metadata) is None:
         return None
     if info.status is Status.COMPLETE:
         return "verified"
     if info.status is Status.FAILED:
-        return "mismatch" if info.error and "digest" in info.error else "failed"
+        return "mismatch" if info.failure is Failure.DIGEST_MISMATCH else "failed"
     return "pending"
 
 

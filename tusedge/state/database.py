@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -39,13 +39,37 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables; safe when several workers or nodes start at once (the loser of a race sees
-    "already exists" from SQLite, a duplicate catalog key from PostgreSQL, and checks again)."""
+    """Create missing tables and add the columns a database made by an older tusedge lacks; safe when
+    several workers or nodes start at once (the loser of a race sees "already exists" or "duplicate
+    column" from SQLite, a duplicate catalog key from PostgreSQL, and checks again)."""
     for attempt in range(3):
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(Base.metadata.create_all)
+                await conn.run_sync(_add_missing_columns)
             return
         except (OperationalError, ProgrammingError, IntegrityError) as exc:
-            if ("already exists" not in str(exc) and "duplicate key" not in str(exc)) or attempt == 2:
+            if not any(race in str(exc) for race in _RACES) or attempt == 2:
                 raise
+
+
+_RACES = ("already exists", "duplicate key", "duplicate column")
+
+# Columns added since the table was first made: name -> (SQL type, SQL that fills it for existing rows).
+_ADDED_COLUMNS = {
+    # Why an upload failed, as a value. Before it, only ``error``'s words said so: a failed upload whose
+    # words name its digest failed on the digest (the one other reason: a partial upload gone).
+    "failure": (
+        "VARCHAR(32)",
+        "UPDATE uploads SET failure = CASE WHEN error LIKE '%digest%' THEN 'digest-mismatch' ELSE 'part-gone' END"
+        " WHERE status = 'failed' AND failure IS NULL",
+    ),
+}
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    present = {column["name"] for column in inspect(conn).get_columns("uploads")}
+    for name, (sql_type, fill) in _ADDED_COLUMNS.items():
+        if name not in present:
+            conn.execute(text(f"ALTER TABLE uploads ADD COLUMN {name} {sql_type}"))
+            conn.execute(text(fill))

@@ -42,6 +42,7 @@ class UploadRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure: Mapped[str | None] = mapped_column(String(32), nullable=True)  # a protocol.upload.Failure
 
     __table_args__ = (Index("ix_uploads_status_expires", "status", "expires_at"),)
 

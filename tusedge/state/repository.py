@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypedDict, TypeVar, Unpack, cast
 
 from sqlalchemy import Connection, Row, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tusedge.protocol.upload import ConcatKind, Status, UploadInfo
+from tusedge.protocol.upload import ConcatKind, Failure, Status, UploadInfo
 from tusedge.state import sqlite
 from tusedge.state.database import sqlite_pragmas
 from tusedge.state.models import UploadRow
@@ -44,6 +45,7 @@ def _info(row: Row[Any]) -> UploadInfo:
         concat=ConcatKind(m["concat"]) if m["concat"] else None,
         parts=tuple(m["parts"].split()) if m["parts"] else (),
         error=m["error"],
+        failure=Failure(m["failure"]) if m["failure"] else None,
     )
 
 
@@ -56,11 +58,12 @@ class UploadChanges(TypedDict, total=False):
     status: Status
     expires_at: datetime | None
     error: str | None
+    failure: Failure | None
 
 
 def _info_of_row(row: tuple[Any, ...]) -> UploadInfo:
     """An upload from the prepared SELECT of tusedge.state.sqlite (datetimes as stored text)."""
-    upload_id, offset, length, metadata, status, concat, parts, created_at, expires_at, error = row
+    upload_id, offset, length, metadata, status, concat, parts, created_at, expires_at, error, failure = row
     created = sqlite.from_text(created_at)
     assert created is not None
     return UploadInfo(
@@ -74,11 +77,12 @@ def _info_of_row(row: tuple[Any, ...]) -> UploadInfo:
         concat=ConcatKind(concat) if concat else None,
         parts=tuple(parts.split()) if parts else (),
         error=error,
+        failure=Failure(failure) if failure else None,
     )
 
 
 def _columns(values: UploadChanges) -> dict[str, Any]:
-    return {_COLUMN.get(k, k): (v.value if isinstance(v, Status) else v) for k, v in values.items()}
+    return {_COLUMN.get(k, k): (v.value if isinstance(v, StrEnum) else v) for k, v in values.items()}
 
 
 class UploadRepository:
@@ -122,10 +126,12 @@ class UploadRepository:
             "updated_at": info.created_at,
             "expires_at": info.expires_at,
             "error": info.error,
+            "failure": info.failure.value if info.failure else None,
         }
         if self._is_sqlite:  # the prepared statement, in _INSERT's column order
             created = sqlite.to_text(info.created_at)
-            values = (*list(row.values())[:7], created, created, sqlite.to_text(info.expires_at), info.error)
+            stored = list(row.values())
+            values = (*stored[:7], created, created, sqlite.to_text(info.expires_at), *stored[10:])
             await self._sqlite().write(lambda conn: sqlite.insert_row(conn, values))
             return
         query = insert(uploads).values(row)
@@ -152,8 +158,8 @@ class UploadRepository:
         return await self.read(work)
 
     async def update(self, upload_id: str, now: datetime, **values: Unpack[UploadChanges]) -> None:
-        """Set fields of one upload (``offset``, ``length``, ``status``, ``expires_at``, ``error``) in one
-        commit."""
+        """Set fields of one upload (``offset``, ``length``, ``status``, ``expires_at``, ``error``,
+        ``failure``) in one commit."""
         if self._is_sqlite:
             columns = {"updated_at": sqlite.to_text(now)}
             for name, value in _columns(values).items():

@@ -190,12 +190,12 @@ def _close(sync_engine: Engine) -> None:
 # on the event loop nor on this thread. tests/state checks the stored values are the same both ways.
 
 _GET = (
-    "SELECT id, upload_offset, length, metadata, status, concat, parts, created_at, expires_at, error "
+    "SELECT id, upload_offset, length, metadata, status, concat, parts, created_at, expires_at, error, failure "
     "FROM uploads WHERE id = ?"
 )
 _INSERT = (
     "INSERT INTO uploads (id, upload_offset, length, metadata, status, concat, parts, created_at, updated_at, "
-    "expires_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "expires_at, error, failure) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPDATES: dict[tuple[str, ...], str] = {}
 
