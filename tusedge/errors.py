@@ -7,28 +7,24 @@ responses: ``tusedge.server.responses`` maps them, in one place.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, cast
 
 
 class TusError(Exception):
     """Base of all errors a tus request can end in. The message is one line, shown to the client. Each
-    condition is its own class with its own status; ``status`` is given per instance only where someone
-    else decides it (HookRefused: the pre-create hook's own 4xx)."""
+    condition is its own class, and its status is the class's (never given per instance: where someone
+    else picks the status, as the pre-create hook does, each status it may pick has its class)."""
 
-    status: int = 400
+    status: ClassVar[int] = 400
     code: ClassVar[str] = "ERR_BAD_REQUEST"
     default_message: ClassVar[str] = "bad request"
     close_connection: ClassVar[bool] = False
     """Answered with ``Connection: close`` over HTTP/1.x: what follows on the connection cannot be trusted
     (its framing is in doubt) or must not be read (a client over a limit)."""
 
-    def __init__(
-        self, message: str | None = None, *, headers: dict[str, str] | None = None, status: int | None = None
-    ) -> None:
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None) -> None:
         self.message = (message or self.default_message).replace("\n", " ")
         self.headers = headers or {}
-        if status is not None:
-            self.status = status
         super().__init__(self.message)
 
 
@@ -100,6 +96,16 @@ class BodyUnknownThroughFront(TusError):
         " dropped a body sent without Content-Length (Caddy 2.6 does), so nothing is written; send"
         " Content-Length, or use HTTP/2"
     )
+
+
+class UnsupportedTransferCoding(TusError):
+    """A request framed by a transfer coding other than ``chunked`` (h11 takes no other): RFC 9112 6.1, a
+    server "ought to respond with 501 (Not Implemented)"; the connection is closed (its framing is unknown)."""
+
+    status = 501
+    code = "ERR_UNSUPPORTED_TRANSFER_CODING"
+    default_message = "the only Transfer-Encoding this server takes is chunked"
+    close_connection = True
 
 
 class MalformedRequest(TusError):
@@ -236,11 +242,28 @@ class SignatureExpired(TusError):
 
 
 class HookRefused(TusError):
-    """The pre-create hook said no; ``status`` is the hook's (a 4xx)."""
+    """The pre-create hook said no with 403, or with an answer that is no 4xx. The hook may pick any 4xx:
+    :func:`hook_refusal` gives the class of each (a subclass of this one, with the same code)."""
 
     status = 403
     code = "ERR_REFUSED_BY_HOOK"
     default_message = "the upload was refused"
+
+
+def _hook_refusal_class(status: int) -> type[HookRefused]:
+    doc = f"The pre-create hook said no with {status}."
+    attributes = {"status": status, "__module__": __name__, "__qualname__": f"HookRefused{status}", "__doc__": doc}
+    return cast(type[HookRefused], type(f"HookRefused{status}", (HookRefused,), attributes))
+
+
+_HOOK_REFUSALS: dict[int, type[HookRefused]] = {
+    status: HookRefused if status == HookRefused.status else _hook_refusal_class(status) for status in range(400, 500)
+}
+
+
+def hook_refusal(status: int) -> type[HookRefused]:
+    """The error of a pre-create hook's refusal answered with ``status``: its own 4xx, else 403."""
+    return _HOOK_REFUSALS.get(status, HookRefused)
 
 
 class HookUnavailable(TusError):

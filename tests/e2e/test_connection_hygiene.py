@@ -139,6 +139,19 @@ def test_one_head_size_limit_however_the_head_arrives(tusedge_server: ServerProc
             assert response_on(sock).status == status, extra[:40]
 
 
+def test_a_transfer_coding_other_than_chunked_is_501_with_a_reason(tusedge_server: ServerProcess) -> None:
+    """RFC 9112 6.1: a transfer coding the server does not take is answered 501, by the HTTP layer itself
+    (h11) through the error table: its own class and code, a one-line reason, the connection closed."""
+    port = tusedge_server.port
+    with connect(port) as sock:
+        sock.sendall(creation_head(port, "Transfer-Encoding: gzip\r\n"))
+        answer = response_on(sock)
+        assert answer.status == 501
+        assert answer.headers["connection"] == "close"
+        assert answer.body.decode().startswith("ERR_UNSUPPORTED_TRANSFER_CODING: ")
+        assert closed_by_server(sock)
+
+
 def test_content_length_with_transfer_encoding_is_400_and_the_connection_closed(
     tusedge_server: ServerProcess,
 ) -> None:

@@ -66,7 +66,13 @@ MAPPING: dict[type[TusError], tuple[int, str]] = {
     errors.TooManyConnections: (429, "ERR_TOO_MANY_CONNECTIONS"),
     errors.TooManyUploads: (429, "ERR_TOO_MANY_UPLOADS"),
     errors.DescriptorsRunningOut: (503, "ERR_OUT_OF_DESCRIPTORS"),
+    errors.UnsupportedTransferCoding: (501, "ERR_UNSUPPORTED_TRANSFER_CODING"),
 }
+# The pre-create hook picks its refusal's status: one class per 4xx, one condition (one code) for all.
+HOOK_REFUSALS: dict[type[TusError], tuple[int, str]] = {
+    errors.hook_refusal(status): (status, "ERR_REFUSED_BY_HOOK") for status in range(400, 500)
+}
+MAPPING.update(HOOK_REFUSALS)
 
 
 def _all_tus_errors() -> set[type[TusError]]:
@@ -110,8 +116,10 @@ def test_error_class_status_and_code(cls: type[TusError], status: int, code: str
 
 
 def test_codes_are_unique() -> None:
-    codes = [code for _, code in MAPPING.values()]
+    """One code per condition: the hook's refusals are one condition, whatever status the hook picked."""
+    codes = [code for cls, (_, code) in MAPPING.items() if cls not in HOOK_REFUSALS or cls is errors.HookRefused]
     assert len(codes) == len(set(codes))
+    assert {code for cls, (_, code) in MAPPING.items() if cls in HOOK_REFUSALS} == {errors.HookRefused.code}
 
 
 @pytest.mark.parametrize("cls", list(MAPPING), ids=lambda c: c.__name__)
@@ -162,9 +170,19 @@ async def test_a_missing_partial_upload_is_its_own_404() -> None:
 
 
 async def test_a_hook_refusal_carries_the_hooks_status() -> None:
-    """The one status given per instance: the pre-create hook's own 4xx."""
-    response = await _request(errors.HookRefused("over quota", status=413), "POST")
+    """The pre-create hook's own 4xx, through the class of that status (no status is given per instance);
+    an answer that is no 4xx refuses with 403."""
+    response = await _request(errors.hook_refusal(413)("over quota"), "POST")
     assert response.status_code == 413
+    assert response.text == "ERR_REFUSED_BY_HOOK: over quota\n"
+    assert isinstance(errors.hook_refusal(413)(), errors.HookRefused)
+    assert errors.hook_refusal(403) is errors.HookRefused
+    assert errors.hook_refusal(500) is errors.hook_refusal(302) is errors.HookRefused
+
+
+def test_no_error_takes_its_status_per_instance() -> None:
+    """The status is the class's: TusError takes none as an argument."""
+    assert "status" not in inspect.signature(TusError).parameters
 
 
 async def test_messages_stay_on_one_line() -> None:

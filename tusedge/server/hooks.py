@@ -30,7 +30,7 @@ from typing import Any, TypedDict
 import httpx
 
 from tusedge.config import Settings
-from tusedge.errors import HookRefused, HookUnavailable
+from tusedge.errors import HookUnavailable, hook_refusal
 from tusedge.events import HookEvent
 from tusedge.protocol.metadata import parse_metadata
 from tusedge.protocol.requests import CreateUpload
@@ -141,7 +141,8 @@ class Hooks:
         return await self._http().post(self.url, json=event, headers={"Hook-Name": event["type"]})
 
     async def pre_create(self, upload: UploadFields, request: RequestFields | None) -> None:
-        """Ask the hook; raise HookRefused with its status and reason, or HookUnavailable."""
+        """Ask the hook; raise HookRefused (of the hook's 4xx, tusedge.errors.hook_refusal) with its reason,
+        or HookUnavailable."""
         if not self.wants(HookEvent.PRE_CREATE):
             return
         event: dict[str, Any] = {"type": HookEvent.PRE_CREATE.value, "upload": upload}
@@ -155,8 +156,7 @@ class Hooks:
         if answer.is_success:
             return
         reason = answer.text.strip().splitlines()[0][:300] if answer.text.strip() else None
-        status = answer.status_code if 400 <= answer.status_code < 500 else 403
-        raise HookRefused(reason, status=status)
+        raise hook_refusal(answer.status_code)(reason)
 
     async def notify(self, event_type: HookEvent, upload: UploadFields, request: RequestFields | None = None) -> None:
         """Put a post-* event in the outbox for delivery; a failure to record it is logged, never raised
