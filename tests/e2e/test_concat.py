@@ -253,6 +253,21 @@ def test_whole_file_digest_of_concatenated_final_is_verified(tusedge_server: Ser
         assert client.get(good).content == whole
 
 
+def test_whole_file_digest_mismatch_of_a_concatenated_final_marks_it_failed(tusedge_server: ServerProcess) -> None:
+    """A final whose parts, in order, are not the declared file (here: declared in the other order) fails
+    its check, though every part's own bytes are intact (the digest through the parts keeps their order)."""
+    parts = [os.urandom(MiB), os.urandom(MiB + 5)]
+    with httpx.Client(timeout=60) as client:
+        urls = upload_partials(client, tusedge_server, parts)
+        bad = create(
+            client,
+            tusedge_server,
+            {"Upload-Concat": "final;" + " ".join(urls), "Upload-Metadata": digest_metadata(parts[1] + parts[0])},
+        )
+        assert client.head(bad, headers=TUS).headers["Upload-Checksum-Status"] == "mismatch"
+        assert client.get(bad).status_code == 422
+
+
 def test_declared_digest_with_unsupported_algorithm_is_400(tusedge_server: ServerProcess) -> None:
     meta = "checksum " + base64.b64encode(b"whirlpool AAAA").decode()
     with httpx.Client(timeout=30) as client:

@@ -173,6 +173,48 @@ async def test_merge_writes_parts_in_order_and_is_restartable(tmp_path: Path) ->
     assert await store.digest(final, hashlib.sha256, len(expected)) == hashlib.sha256(expected).digest()
 
 
+async def _merged(tmp_path: Path, sizes: list[int]) -> tuple[FileStore, str, list[tuple[str, int]], bytes]:
+    store = _store(tmp_path)
+    rng = random.Random(11)
+    parts = {f"{i:032x}": rng.randbytes(size) for i, size in enumerate(sizes)}
+    for part_id, data in parts.items():
+        store.path(part_id).write_bytes(data)
+    final = "f" * 32
+    await store.create(final, None)
+    plan = [(part_id, len(data)) for part_id, data in parts.items()]
+    await store.merge(final, plan)
+    return store, final, plan, b"".join(parts.values())
+
+
+async def test_digest_of_a_merged_final_through_its_parts_equals_the_finals(tmp_path: Path) -> None:
+    """Whole-file verification of a final reads its parts' files (in the page cache) for the final's digest."""
+    store, final, plan, whole = await _merged(tmp_path, [300_000, 0, 4096, 5_000_001, 7])
+    assert await store.digest_merged(final, plan, hashlib.sha256) == hashlib.sha256(whole).digest()
+    assert await store.digest_merged(final, plan, Crc32) == zlib.crc32(whole).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("where", ["first byte of a part", "last byte of a part", "an extra byte"])
+async def test_digest_through_parts_refused_when_the_final_does_not_hold_them(tmp_path: Path, where: str) -> None:
+    """A final that differs from its parts at a part's ends or in length (a join misplaced or missing) is
+    not vouched for by its parts: None, and the finisher digests the final itself."""
+    store, final, plan, whole = await _merged(tmp_path, [10_000, 20_000, 30_000])
+    data = bytearray(whole)
+    if where == "an extra byte":
+        data += b"x"
+    else:
+        data[10_000 if where == "first byte of a part" else 29_999] ^= 0xFF
+    store.path(final).write_bytes(bytes(data))
+    assert await store.digest_merged(final, plan, hashlib.sha256) is None
+
+
+async def test_digest_through_parts_refused_when_a_part_is_gone_or_short(tmp_path: Path) -> None:
+    store, final, plan, _ = await _merged(tmp_path, [10_000, 20_000])
+    store.path(plan[1][0]).write_bytes(b"short")
+    assert await store.digest_merged(final, plan, hashlib.sha256) is None
+    store.path(plan[1][0]).unlink()
+    assert await store.digest_merged(final, plan, hashlib.sha256) is None
+
+
 async def test_merge_with_a_missing_part_is_upload_not_found(tmp_path: Path) -> None:
     store = _store(tmp_path)
     await store.create("f" * 32, None)

@@ -226,7 +226,14 @@ class Finisher:
         assert length is not None
         declared = declared_digest(info.metadata)
         if declared is not None:
-            digest = await self.store.digest(info.id, ALGORITHMS[declared.algorithm], length)
+            algorithm = ALGORITHMS[declared.algorithm]
+            digest = None
+            if parts:  # through the parts' files, in the page cache (the final's shared blocks are not)
+                digest = await as_concater(self.store).digest_merged(
+                    info.id, [(p.id, p.length or 0) for p in parts], algorithm
+                )
+            if digest is None:
+                digest = await self.store.digest(info.id, algorithm, length)
             if digest != declared.digest:
                 reason = f"the upload's {declared.algorithm} digest does not match the declared one"
                 await self._fail(info, Failure.DIGEST_MISMATCH, reason)

@@ -97,6 +97,13 @@ class Concater(Protocol):
         """Drop the record of the parts joined ahead of the merge (the merge then joins them again)."""
         ...
 
+    async def digest_merged(
+        self, final_id: str, parts: Sequence[tuple[str, int]], algorithm: Callable[[], Any]
+    ) -> bytes | None:
+        """The digest of a merged final computed where its bytes are cheapest to read (its parts), or None
+        when it cannot be (then ``digest`` of the final)."""
+        ...
+
 
 @runtime_checkable
 class ContentServer(Protocol):

@@ -7,10 +7,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tusedge.checksum import Hasher
 from tusedge.storage import reflink
 
 IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 COPY_CHUNK = 64 * 1024 * 1024  # bytes per copy_file_range/sendfile call
+HASH_READ = 4 * 1024 * 1024  # bytes per read while hashing
+EDGE = 4096  # bytes of a merged final compared with its part at each end of the part's range
 
 
 def create(path: str, length: int | None, preallocate: bool, sync_dir: bool = False) -> None:
@@ -193,3 +196,30 @@ def read_joined(path: str) -> frozenset[tuple[str, int, int]]:
         if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
             records.add((fields[0], int(fields[1]), int(fields[2])))
     return frozenset(records)
+
+
+def hash_range(fd: int, hasher: Hasher, length: int, offset: int = 0) -> bool:
+    """Feed ``hasher`` the bytes ``[offset, offset + length)`` of ``fd``; False if the file ends before."""
+    buf = bytearray(min(HASH_READ, max(length, 1)))
+    view = memoryview(buf)
+    done = 0
+    while done < length:
+        n = os.preadv(fd, [view[: min(len(buf), length - done)]], offset + done)
+        if n == 0:
+            return False
+        hasher.update(view[:n])
+        done += n
+    return True
+
+
+def holds_parts(final: int, parts: Sequence[tuple[int, int]]) -> bool:
+    """Whether ``final`` is, by its length and at both ends of every part's range, its parts (fd, length)
+    one after another: what a misplaced or missing join would break."""
+    offset = 0
+    for fd, length in parts:
+        for at in sorted({0, max(0, length - EDGE)}):
+            n = min(EDGE, length - at)
+            if os.pread(final, n, offset + at) != os.pread(fd, n, at):
+                return False
+        offset += length
+    return os.fstat(final).st_size == offset

@@ -202,6 +202,39 @@ class FileStore:
 
         return await run_storage(final_id, work)
 
+    async def digest_merged(
+        self, final_id: str, parts: Sequence[tuple[str, int]], algorithm: Callable[[], Any]
+    ) -> bytes | None:
+        """The digest of a merged final, its bytes read through its parts' files: just written, they are in
+        the page cache, while a final whose blocks are shared with them (XFS, btrfs) is not, and reading it
+        means reading the whole file from disk once more. The final is checked first to hold the parts
+        (:func:`fileops.holds_parts`: its length, and each part's first and last 4 KiB at their place).
+        None when that check fails or a part's file is gone or short: the caller then digests the final."""
+
+        def work() -> bytes | None:
+            fds: list[tuple[int, int]] = []
+            try:
+                final = fileops.open_read(str(self.path(final_id)))
+                try:
+                    for part_id, length in parts:
+                        fds.append((fileops.open_read(str(self.path(part_id))), length))
+                    if not fileops.holds_parts(final, fds):
+                        return None
+                finally:
+                    fileops.close(final)
+                hasher = algorithm()
+                for fd, length in fds:
+                    if not fileops.hash_range(fd, hasher, length):
+                        return None
+                return bytes(hasher.digest())
+            except FileNotFoundError:
+                return None
+            finally:
+                for fd, _ in fds:
+                    fileops.close(fd)
+
+        return await run_storage(final_id, work)
+
     async def digest(self, upload_id: str, algorithm: Callable[[], Any], length: int) -> bytes:
         """Hash the first ``length`` bytes of an upload in a worker thread (whole-file verification)."""
 
