@@ -21,6 +21,15 @@ def test_auto_picks_sha256_first_then_what_the_server_offers() -> None:
     assert checksums.choose("sha1", "none") is None
 
 
+def test_auto_takes_crc32_per_patch_when_the_whole_files_digest_is_verified() -> None:
+    """With the whole file's SHA-256 checked by the server, a PATCH only needs to catch damage in transit."""
+    offer = "sha1,md5,sha256,sha512,crc32"
+    assert checksums.choose(offer, "auto", whole_file_verified=True) == "crc32"
+    assert checksums.choose(offer, "auto", whole_file_verified=False) == "sha256"
+    assert checksums.choose("sha1,sha256", "auto", whole_file_verified=True) == "sha256"  # no crc32 offered
+    assert checksums.choose(offer, "sha256", whole_file_verified=True) == "sha256"  # asked for by name
+
+
 def test_an_algorithm_asked_for_must_be_offered() -> None:
     assert checksums.choose("sha1,crc32", "crc32") == "crc32"
     with pytest.raises(ClientError, match="does not offer checksum algorithm 'sha512'"):

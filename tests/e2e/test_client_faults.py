@@ -146,8 +146,9 @@ def test_client_resends_a_patch_damaged_in_transit_after_460(tusedge_server: Ser
     with FaultProxy(tusedge_server.port, damage=damage) as proxy:
         options = UploadOptions(chunk_size=2 * MiB, retry=RetryPolicy(base_delay_s=0.05))
         result = upload_sync(source, f"{proxy.url}/files/", options, store=ResumeStore(tmp_path / "s.db"))
-    assert damaged and damaged[0].headers["upload-checksum"].startswith("sha256 ")
-    assert result.retries == 1 and result.checksum == "sha256"
+    # CRC-32 per PATCH: the whole file's SHA-256 is verified too (checksums.choose)
+    assert damaged and damaged[0].headers["upload-checksum"].startswith("crc32 ")
+    assert result.retries == 1 and result.checksum == "crc32" and result.digest_status == "verified"
     assert served_sha256(result.url.replace(str(proxy.port), str(tusedge_server.port))) == digest
 
 

@@ -95,10 +95,18 @@ def test_client_declares_the_whole_file_digest_and_waits_for_the_verdict(
     digest = random_file(source, 7 * MiB)
     result = upload_sync(source, tusedge_server.url, UploadOptions(parallel=parallel, chunk_size=2 * MiB),
                          store=ResumeStore(tmp_path / "s.db"))  # fmt: skip
-    assert result.digest_status == "verified" and result.checksum == "sha256"
+    assert result.digest_status == "verified" and result.checksum == "crc32"  # the strong check: the whole file's
     head = httpx.head(result.url, headers=TUS)
     assert head.headers["Upload-Checksum-Status"] == "verified"
     assert served_sha256(result.url) == digest
+
+
+def test_without_the_whole_file_digest_each_patch_carries_sha256(tusedge_server: ServerProcess, tmp_path: Path) -> None:
+    """CRC-32 per PATCH only stands in beside the whole file's SHA-256: with ``digest=False`` it is SHA-256."""
+    source = tmp_path / "file.bin"
+    random_file(source, 3 * MiB)
+    result = upload_sync(source, tusedge_server.url, UploadOptions(digest=False, chunk_size=MiB, resume=False))
+    assert result.checksum == "sha256" and result.digest_status is None
 
 
 def test_cli_exits_5_when_the_server_finds_a_different_whole_file_digest(
@@ -113,7 +121,7 @@ def test_cli_exits_5_when_the_server_finds_a_different_whole_file_digest(
     assert "digest of the upload differs" in done.stderr
 
 
-@pytest.mark.parametrize(("flag", "expected"), [("auto", "sha256 "), ("sha1", "sha1 "), ("none", None)])
+@pytest.mark.parametrize(("flag", "expected"), [("auto", "crc32 "), ("sha1", "sha1 "), ("none", None)])
 def test_cli_sends_upload_checksum_on_every_patch_as_asked(
     tusedge_server: ServerProcess, tmp_path: Path, flag: str, expected: str | None
 ) -> None:
@@ -227,7 +235,7 @@ def test_a_small_file_goes_in_the_creation_request(tusedge_server: ServerProcess
         result = upload_sync(source, f"{proxy.url}/files/", UploadOptions(resume=False))
     posts = proxy.requests("POST")
     assert len(posts) == 1 and posts[0].headers["content-length"] == "300000"
-    assert posts[0].headers["upload-checksum"].startswith("sha256 ")
+    assert posts[0].headers["upload-checksum"].startswith("crc32 ")
     assert proxy.requests("PATCH") == []
     assert result.bytes_sent == 300_000 and result.resumed_from == 0 and result.digest_status == "verified"
     assert served_sha256(result.url.replace(str(proxy.port), str(tusedge_server.port))) == digest

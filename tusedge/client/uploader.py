@@ -107,8 +107,6 @@ class _Run:
         self.declare_early = Extension.CONCATENATION_UNFINISHED in offer.extensions
         # Parts on multiples of the server's unit, so it can join them by sharing blocks (tusedge.client.boundaries).
         ranges = boundaries.split(size, parallel, offer.part_alignment) if parallel > 1 else [(0, size)]
-        offered = offer.checksum_algorithms if Extension.CHECKSUM in offer.extensions else None
-        self.patch_algorithm = checksums.choose(offered, self.options.checksum)
         self.with_creation = Extension.CREATION_WITH_UPLOAD in offer.extensions
         takes_zstd = compression.ENCODING in offer.content_encodings
         mode = self.options.compress
@@ -117,6 +115,9 @@ class _Run:
         digest_algorithm = checksums.choose(offer.digest_algorithms, "auto") if self.options.digest else None
         if DIGEST_METADATA_KEY in self.options.metadata:
             digest_algorithm = None  # the caller declared it
+        offered = offer.checksum_algorithms if Extension.CHECKSUM in offer.extensions else None
+        whole_file_verified = digest_algorithm in checksums.STRONG
+        self.patch_algorithm = checksums.choose(offered, self.options.checksum, whole_file_verified=whole_file_verified)
 
         key = await anyio.to_thread.run_sync(self.source.fingerprint) if self.store is not None else None
         if self.store is None or key is None:
