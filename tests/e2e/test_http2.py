@@ -227,3 +227,50 @@ async def test_concatenation_with_partials_multiplexed_on_one_http2_connection(
         download = await client.get(final_url)
         assert download.http_version == "HTTP/2"
         assert hashlib.sha256(download.content).hexdigest() == hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+def _h2_exchange(sock: socket.socket, connection: h2.connection.H2Connection, stream_id: int) -> dict[str, str]:
+    """Read until ``stream_id``'s response has ended; its headers (the server closing first fails)."""
+    headers: dict[str, str] = {}
+    ended = False
+    while not ended:
+        data = sock.recv(65536)
+        assert data, f"the server closed the connection before answering stream {stream_id}"
+        for event in connection.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream_id:
+                headers = {name.decode(): value.decode() for name, value in event.headers}
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream_id:
+                ended = True
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                raise AssertionError(f"the server ended the connection: {event}")
+        sock.sendall(connection.data_to_send())
+    return headers
+
+
+def test_http2_body_sent_after_its_answer_leaves_the_connection_up(tusedge_server: ServerProcess) -> None:
+    """A PATCH at the wrong offset is answered 409 before its body is read; the client may still send that
+    body (RFC 9113 8.1). Hypercorn looked the stream up for each DATA frame after it had forgotten it: a
+    KeyError ended the whole connection, and every other upload multiplexed on it. The late bytes are
+    acknowledged and dropped; the next request on the same connection is answered."""
+    created = httpx.post(tusedge_server.url, headers={**TUS, "Upload-Length": "100"})
+    assert created.status_code == 201
+    path = httpx.URL(created.headers["Location"]).path
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.initiate_connection()
+    authority = f"127.0.0.1:{tusedge_server.port}"
+
+    def request(stream_id: int, method: str, extra: list[tuple[str, str]], end_stream: bool) -> None:
+        head = [(":method", method), (":scheme", "http"), (":authority", authority), (":path", path)]
+        connection.send_headers(stream_id, [*head, ("tus-resumable", "1.0.0"), *extra], end_stream=end_stream)
+
+    with socket.create_connection(("127.0.0.1", tusedge_server.port), timeout=10) as sock:
+        patch = [("upload-offset", "50"), ("content-type", "application/offset+octet-stream"), ("content-length", "50")]
+        request(1, "PATCH", patch, end_stream=False)
+        sock.sendall(connection.data_to_send())
+        assert _h2_exchange(sock, connection, 1)[":status"] == "409"
+        connection.send_data(1, b"x" * 50, end_stream=True)  # the body, after its answer
+        request(3, "HEAD", [], end_stream=True)
+        sock.sendall(connection.data_to_send())
+        head = _h2_exchange(sock, connection, 3)
+    assert head[":status"] == "200"
+    assert head["upload-offset"] == "0"

@@ -5,12 +5,18 @@ Hypercorn advertises h2's defaults: 16 KiB frames and a 64 KiB window per stream
 upload in 16 KiB frames and waits for a WINDOW_UPDATE every 32 KiB, which costs two thirds of the
 throughput. Hypercorn acknowledges data only once the app has taken it, so the windows also bound what one
 stream and one connection can make us buffer. docs/http2-http3.md has the figures.
+
+A request answered before its body was read (a PATCH at the wrong offset: 409) is forgotten by Hypercorn
+when its app returns, but the client may go on sending that body (RFC 9113 8.1). Hypercorn looked the stream
+up for each such DATA frame and the KeyError ended the whole connection, with every upload multiplexed on
+it. Such late bytes are now acknowledged (so the connection window is not used up) and dropped.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import h2.events
 import h2.settings
 from hypercorn.protocol.h2 import H2Protocol
 
@@ -62,6 +68,22 @@ def _wrap_initiate(original: Any) -> Any:
     return initiate
 
 
+def _wrap_handle_events(original: Any) -> Any:
+    async def _handle_events(self: H2Protocol, events: list[h2.events.Event]) -> None:
+        # One event at a time, so whether the stream is still known is asked when its turn comes (the
+        # original awaits between events, and a stream can end during any of them).
+        for event in events:
+            if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
+                # The stream's answer was complete before its body: the bytes are dropped but still count
+                # against the connection window, which only acknowledging them reopens.
+                self.connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                await self._flush()
+            else:
+                await original(self, [event])
+
+    return _handle_events
+
+
 PATCHES = (
     Patch(
         name="h2-settings",
@@ -85,5 +107,18 @@ PATCHES = (
         reason="open the connection window to 16 MiB (SETTINGS cannot: RFC 9113 6.9.2)",
         upstream="hypercorn 0.18.0 protocol/h2.py H2Protocol.initiate sends no WINDOW_UPDATE; no upstream issue",
         test="tests/e2e/test_http2.py::test_http2_server_opens_the_connection_window",
+    ),
+    Patch(
+        name="h2-late-body",
+        target=H2Protocol,
+        attribute="_handle_events",
+        build=_wrap_handle_events,
+        kind="wrap",
+        fingerprint="3378aef0a2348f0d",
+        reason="DATA for a stream already answered and forgotten (a body after its 409) is acknowledged and"
+        " dropped instead of ending the connection with a KeyError",
+        upstream="hypercorn 0.18.0 protocol/h2.py H2Protocol._handle_events indexes self.streams for DataReceived"
+        " (StreamEnded catches the KeyError, DataReceived does not); no upstream issue",
+        test="tests/e2e/test_http2.py::test_http2_body_sent_after_its_answer_leaves_the_connection_up",
     ),
 )
