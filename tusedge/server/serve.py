@@ -46,6 +46,10 @@ def hypercorn_config(settings: Settings) -> Config:
     # Hypercorn's default of 5 s closes connections of clients that pause between PATCHes (hashing the
     # next chunk, backing off) and races with a request arriving as the timer fires on a stalled machine.
     config.keep_alive_timeout = settings.keep_alive_s
+    # A TLS connection that never completes its handshake sends no request either: the same bound (was
+    # Hypercorn's own 60 s whatever --keep-alive-s said).
+    if settings.keep_alive_s > 0:
+        config.ssl_handshake_timeout = settings.keep_alive_s
     # Hypercorn's default 16 MiB body buffer per stream bounds memory; the body is consumed as it comes.
     try:
         import uvloop  # noqa: F401

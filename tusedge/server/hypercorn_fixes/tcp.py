@@ -13,7 +13,8 @@
 * Nothing bounded the time a request's head could take: a client sending one header byte a second held
   its connection until ``--keep-alive-s`` had passed with no byte at all. Once the first byte of a request
   has arrived, the whole head must arrive within ``--header-timeout-s``, else 408 and the connection
-  closes.
+  closes. Over HTTP/2 the same holds for each header block (HEADERS and its CONTINUATION frames), ended
+  with a GOAWAY (hypercorn_fixes.h2).
 * Hypercorn reads 64 KiB at a time; the loop reads up to ``READ_BYTES`` (256 KiB), so a body costs a quarter
   of the per-chunk turns (h11, the stream, every middleware's ``receive``).
 * Hypercorn tells the app nothing about connections. Each connection is registered in the app's
@@ -37,8 +38,10 @@ from typing import Any
 import h11
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.events import Closed, RawData
+from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
+from tusedge.server.hypercorn_fixes import h2 as h2_fixes
 from tusedge.server.hypercorn_fixes.table import Patch
 
 LINGER_S = 2.0
@@ -126,16 +129,24 @@ def _wrap_close(original: Any) -> Any:
 
 
 def _head_started(server: TCPServer, since: float | None) -> float | None:
-    """When the head now being received began (None: no head is pending, a request is under way)."""
-    connection = _h11(server)
-    if connection is None or connection.their_state is not h11.IDLE:
+    """When the head now being received began (None: no head is pending, a request is under way). Over
+    HTTP/2, a header block (hypercorn_fixes.h2) is a head."""
+    inner = getattr(getattr(server, "protocol", None), "protocol", None)
+    if isinstance(inner, H2Protocol):
+        pending = h2_fixes.header_block_pending(inner)
+    else:
+        connection = _h11(server)
+        pending = connection is not None and connection.their_state is h11.IDLE
+    if not pending:
         return None
     return since if since is not None else time.monotonic()
 
 
 async def _head_timed_out(server: TCPServer) -> None:
     inner = server.protocol.protocol
-    if isinstance(inner, H11Protocol) and inner.connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+    if isinstance(inner, H2Protocol):
+        await h2_fixes.end_for_header_timeout(inner)
+    elif isinstance(inner, H11Protocol) and inner.connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
         with contextlib.suppress(h11.LocalProtocolError):
             await inner._send_error_response(408)
 
