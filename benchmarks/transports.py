@@ -1,7 +1,8 @@
 """Transport benchmark (issue 14): tus uploads into tusedge over HTTP/1.1, HTTP/2 and HTTP/3, with the
 built-in HTTP/3 in one and two workers and with Caddy (examples/caddy/Caddyfile) in front, sent by our
 client and by Chromium, in one run side by side: MB/s and the server's CPU seconds per GiB (every tusedge
-process, and Caddy's own when it is in front). Figures go to docs/benchmarks.md.
+process, and Caddy's own when it is in front), and the sender's (our client in this process, or Chromium's
+process tree), so that a row says what all of it cost on the shared cores. Figures go to docs/benchmarks.md.
 
     python -m benchmarks.transports [--size-mib 128] [--clients 4] [--only h1,h3-w2,...] [--no-chromium]
         [--caddyfile VARIANT] [--profile] [--dir DIR]
@@ -32,6 +33,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -243,6 +245,8 @@ class Result:
     server_cpu_s: float
     front_cpu_s: float = 0.0
     worker_shares: list[float] = field(default_factory=list)
+    client_cpu_s: float = 0.0
+    """The sender's own CPU: our client (this process) or Chromium's process tree."""
 
     @property
     def mb_per_s(self) -> float:
@@ -255,6 +259,10 @@ class Result:
     @property
     def front_per_gib(self) -> float:
         return self.front_cpu_s / (self.size / GIB)
+
+    @property
+    def client_per_gib(self) -> float:
+        return self.client_cpu_s / (self.size / GIB)
 
 
 # --- our client ---------------------------------------------------------------------------------------------
@@ -287,13 +295,23 @@ async def one_upload(endpoint: str, certfile: Path, kind: str, size: int) -> Non
         await client.delete(url, headers=TUS)  # free the disk
 
 
-async def our_clients(endpoint: str, certfile: Path, kind: str, size: int, clients: int, cpu: Cpu) -> float:
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process (our client; the discarding stub runs in it too)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def our_clients(
+    endpoint: str, certfile: Path, kind: str, size: int, clients: int, cpu: Cpu
+) -> tuple[float, float]:
+    """Wall seconds and our client's CPU seconds."""
     cpu.start()
+    own = own_cpu_seconds()
     started = time.perf_counter()
     await asyncio.gather(*(one_upload(endpoint, certfile, kind, size // clients) for _ in range(clients)))
     wall = time.perf_counter() - started
     cpu.stop()
-    return wall
+    return wall, own_cpu_seconds() - own
 
 
 # --- Chromium -----------------------------------------------------------------------------------------------
@@ -330,10 +348,15 @@ PAGE = """<!doctype html><meta charset="utf-8"><script>
 </script>"""
 
 
-def chromium_upload(endpoint: str, certfile: Path, quic_port: int | None, size: int, cpu: Cpu, work: Path) -> float:
-    """Runs the page in headless Chromium; the server CPU is taken from the page's /start to its /result."""
+def chromium_upload(
+    endpoint: str, certfile: Path, quic_port: int | None, size: int, cpu: Cpu, work: Path
+) -> tuple[float, float, float]:
+    """Runs the page in headless Chromium; CPU is taken from the page's /start to its /result. Returns the
+    page's seconds, Chromium's CPU seconds and this process's (the discarding stub's, where it runs)."""
     assert CHROMIUM is not None
     results: list[dict[str, Any]] = []
+    browser_cpu: list[Cpu] = []
+    own: list[float] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -348,8 +371,14 @@ def chromium_upload(endpoint: str, certfile: Path, quic_port: int | None, size: 
             payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if self.path == "/start":
                 cpu.start()
+                for tree in browser_cpu:
+                    tree.start()
+                own.append(own_cpu_seconds())
             else:
                 cpu.stop()
+                for tree in browser_cpu:
+                    tree.stop()
+                own.append(own_cpu_seconds())
                 results.append(payload)
             self.send_response(204)
             self.end_headers()
@@ -369,6 +398,7 @@ def chromium_upload(endpoint: str, certfile: Path, quic_port: int | None, size: 
          "--disable-sync", "--no-first-run", "--no-default-browser-check", url],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
+    browser_cpu.append(Cpu(browser.pid))
     try:
         deadline = time.monotonic() + 1800
         while not results and time.monotonic() < deadline and browser.poll() is None:
@@ -387,7 +417,7 @@ def chromium_upload(endpoint: str, certfile: Path, quic_port: int | None, size: 
         shutil.rmtree(profile, ignore_errors=True)
     if not results or "error" in results[0] or results[0].get("final") != 201:
         raise RuntimeError(f"Chromium upload to {endpoint} failed: {results}")
-    return float(results[0]["seconds"])
+    return float(results[0]["seconds"]), sum(browser_cpu[0].spent.values()), own[-1] - own[0]
 
 
 # --- profiling ----------------------------------------------------------------------------------------------
@@ -466,15 +496,21 @@ async def run(args: argparse.Namespace) -> int:
         cert, key = tls.certfile, tls.keyfile
         tls_flags = ["--certfile", str(cert), "--keyfile", str(key), "--http3", "--finish-wait-s", "3600"]
 
-        def record(scenario: str, sender: str, path: str, wall: float, cpu: Cpu, server: Process,
+        def record(scenario: str, sender: str, path: str, timing: tuple[float, ...], cpu: Cpu, server: Process,
                    front: Process | None = None) -> None:  # fmt: skip
+            """``timing``: wall seconds, the sender's CPU seconds and, for the discarding stub (it runs in
+            this process, as the server), its CPU seconds."""
+            wall, client_cpu, *stub = timing
             front_pids = set(process_tree(front.pid)) if front else set()
             server_cpu = sum(t for pid, t in cpu.spent.items() if pid not in front_pids)
             front_cpu = sum(t for pid, t in cpu.spent.items() if pid in front_pids)
+            if stub:
+                server_cpu = stub[0]
             shares = worker_shares(cpu, server.pid) if scenario.endswith("w2") else []
-            results.append(Result(scenario, sender, path, size, wall, server_cpu, front_cpu, shares))
+            results.append(Result(scenario, sender, path, size, wall, server_cpu, front_cpu, shares, client_cpu))
             r = results[-1]
             print(f"{scenario}: {r.mb_per_s:.1f} MB/s, server {r.cpu_per_gib:.1f} s/GiB"
+                  f", client {r.client_per_gib:.1f} s/GiB"
                   f"{f', front {r.front_per_gib:.1f} s/GiB' if front else ''}"
                   f"{f', worker shares {[round(x, 2) for x in shares]}' if shares else ''}", flush=True)  # fmt: skip
 
@@ -487,27 +523,27 @@ async def run(args: argparse.Namespace) -> int:
                     continue
                 cpu = Cpu(direct.pid)
                 spy = start_pyspy(direct.pid, work) if args.profile and scenario == "h3" else None
-                wall = await our_clients(endpoint, cert, kind, size, clients, cpu)
+                timing = await our_clients(endpoint, cert, kind, size, clients, cpu)
                 if spy is not None:
                     profile_text = stop_pyspy(spy, work)
                 label = {"h1": "HTTP/1.1", "h2": "HTTP/2", "h3": "HTTP/3 built-in"}[kind]
-                record(scenario, f"our client x{clients}", label, wall, cpu, direct)
+                record(scenario, f"our client x{clients}", label, timing, cpu, direct)
             if "chromium-h2" in only:
                 cpu = Cpu(direct.pid)
-                wall = chromium_upload(endpoint, cert, None, size, cpu, work)
-                record("chromium-h2", "Chromium (4 parts)", "HTTP/2", wall, cpu, direct)
+                page, browser, _ = chromium_upload(endpoint, cert, None, size, cpu, work)
+                record("chromium-h2", "Chromium (4 parts)", "HTTP/2", (page, browser), cpu, direct)
             if "chromium-h3" in only:
                 cpu = Cpu(direct.pid)
-                wall = chromium_upload(endpoint, cert, direct.port, size, cpu, work)
-                record("chromium-h3", "Chromium (4 parts)", "HTTP/3 built-in", wall, cpu, direct)
+                page, browser, _ = chromium_upload(endpoint, cert, direct.port, size, cpu, work)
+                record("chromium-h3", "Chromium (4 parts)", "HTTP/3 built-in", (page, browser), cpu, direct)
         finally:
             direct.stop()
         if "h3-w2" in only:
             two = tusedge(work, "two", *tls_flags, "--workers", "2")
             try:
                 cpu = Cpu(two.pid)
-                wall = await our_clients(f"https://127.0.0.1:{two.port}/files/", cert, "h3", size, args.clients, cpu)
-                record("h3-w2", f"our client x{args.clients}", "HTTP/3 built-in, 2 workers", wall, cpu, two)
+                timing = await our_clients(f"https://127.0.0.1:{two.port}/files/", cert, "h3", size, args.clients, cpu)
+                record("h3-w2", f"our client x{args.clients}", "HTTP/3 built-in, 2 workers", timing, cpu, two)
             finally:
                 two.stop()
         if any("caddy" in s for s in only):
@@ -517,15 +553,15 @@ async def run(args: argparse.Namespace) -> int:
                 endpoint = f"https://127.0.0.1:{front.port}/files/"
                 if "caddy-h3" in only:
                     cpu = Cpu(behind.pid, front.pid)
-                    wall = await our_clients(endpoint, cert, "h3", size, 1, cpu)
+                    timing = await our_clients(endpoint, cert, "h3", size, 1, cpu)
                     record(
-                        "caddy-h3", "our client x1", "HTTP/3 to Caddy, HTTP/1.1 to tusedge", wall, cpu, behind, front
+                        "caddy-h3", "our client x1", "HTTP/3 to Caddy, HTTP/1.1 to tusedge", timing, cpu, behind, front
                     )
                 if "chromium-caddy-h3" in only:
                     cpu = Cpu(behind.pid, front.pid)
-                    wall = chromium_upload(endpoint, cert, front.port, size, cpu, work)
+                    page, browser, _ = chromium_upload(endpoint, cert, front.port, size, cpu, work)
                     record("chromium-caddy-h3", "Chromium (4 parts)", "HTTP/3 to Caddy, HTTP/1.1 to tusedge",
-                           wall, cpu, behind, front)  # fmt: skip
+                           (page, browser), cpu, behind, front)  # fmt: skip
             finally:
                 front.stop()
                 behind.stop()
@@ -534,9 +570,9 @@ async def run(args: argparse.Namespace) -> int:
             front = caddy(work, cert, key, stub.port, args.caddyfile)
             try:
                 cpu = Cpu(front.pid)
-                wall = chromium_upload(f"https://127.0.0.1:{front.port}/files/", cert, front.port, size, cpu, work)
-                record("chromium-caddy-discard-h3", "Chromium (4 parts)", "HTTP/3 to Caddy, body dropped",
-                       wall, cpu, front, front)  # fmt: skip
+                dropped = chromium_upload(f"https://127.0.0.1:{front.port}/files/", cert, front.port, size, cpu, work)
+                record("chromium-caddy-discard-h3", "Chromium (4 parts)", "HTTP/3 to Caddy, body dropped by a stub",
+                       dropped, cpu, front, front)  # fmt: skip
             finally:
                 front.stop()
                 stub.stop()
@@ -554,14 +590,16 @@ async def run(args: argparse.Namespace) -> int:
 def table(results: list[Result]) -> str:
     base = {r.sender.split(" x")[0]: r for r in results if r.scenario in ("h1", "chromium-h2")}
     lines = ["| scenario | sender | path | MB/s | server CPU s/GiB | vs HTTP/1.1 (ours) or HTTP/2 (Chromium) |"
-             " front CPU s/GiB | worker shares |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             " front CPU s/GiB | sender CPU s/GiB | all CPU s/GiB | worker shares |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
         ref = base.get("our client" if r.sender.startswith("our") else "Chromium (4 parts)")
         ratio = f"{r.cpu_per_gib / ref.cpu_per_gib:.1f}x CPU, {r.mb_per_s / ref.mb_per_s:.2f}x MB/s" if ref else ""
         shares = " / ".join(f"{x:.0%}" for x in r.worker_shares)
         front = f"{r.front_per_gib:.1f}" if r.front_cpu_s else ""
+        every = r.cpu_per_gib + r.front_per_gib + r.client_per_gib
         lines.append(f"| {r.scenario} | {r.sender} | {r.path} | {r.mb_per_s:.1f} | {r.cpu_per_gib:.1f} | {ratio}"
-                     f" | {front} | {shares} |")  # fmt: skip
+                     f" | {front} | {r.client_per_gib:.1f} | {every:.1f} | {shares} |")  # fmt: skip
     discard = next((r for r in results if r.scenario == "chromium-caddy-discard-h3"), None)
     through = next((r for r in results if r.scenario == "chromium-caddy-h3"), None)
     if discard and through:
