@@ -437,10 +437,10 @@ async def test_an_upload_over_http3_loses_no_packets_while_the_server_writes(
 async def test_a_request_answered_without_reading_its_body_leaves_http3_serving(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
-    """A PATCH at the wrong offset is answered 409 without reading its body. The body fills the request's
-    queue meanwhile, which holds the datagram loop; when the app returns, the loop must be let go, or no other
-    HTTP/3 request of that process is ever served again (a new connection's handshake times out). The refused
-    PATCH changes nothing."""
+    """A PATCH at the wrong offset is answered 409 without using its body, while the body still streams in:
+    the refused PATCH changes nothing, the same connection goes on carrying bodies, and a new connection is
+    served. (With Hypercorn's one datagram loop the full queue of the finished request held that loop, and
+    no other HTTP/3 request of the process was served again; see docs/hypercorn-fixes.md, "Removed".)"""
     server, certfile = h3_server(server_factory, tmp_path)
     data = os.urandom(16 * MiB)
     for _ in range(3):

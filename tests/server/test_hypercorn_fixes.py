@@ -65,24 +65,8 @@ def test_every_fix_is_in_the_docs_with_its_test() -> None:
     assert {patch.name for patch in PATCHES if not patch.test} == WITHOUT_A_TEST
 
 
-# Since the batched QUIC loop (quic_loop.py: one pump task per connection) a request whose app returned without
-# reading its body no longer visibly holds anything up, so app-queue-released's test passes with the fix off too.
-# Open: either the fix is now obsolete (remove it) or its test needs a new trigger. Shown as xfail, not as passing.
-OPEN_FIX_CHECKS = {"app-queue-released"}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "patch",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(reason="its test no longer fails without it", strict=True))
-        if p.name in OPEN_FIX_CHECKS
-        else p
-        for p in PATCHES
-        if p.test
-    ],
-    ids=lambda patch: patch.name,
-)
+@pytest.mark.parametrize("patch", [p for p in PATCHES if p.test], ids=lambda patch: patch.name)
 def test_each_fix_has_a_test_that_fails_without_it(patch: Patch) -> None:
     """Its test, run with just this fix off (the servers it starts get ``--hypercorn-fixes-off``), fails;
     the normal run of the suite shows it passes with the fix."""

@@ -7,15 +7,15 @@ requests that end early on either side.
 * Body data that arrives after the response (the client sends on while we answer early, e.g. 409) raised
   ``KeyError`` in the datagram loop and ended HTTP/3 for the whole process. We drop it, and what the app
   sends on a stream that is gone.
-* A request answered before its body was read (e.g. 409, or after waiting for a lock) left the datagram
-  loop blocked for good on the full receive queue of an app that had finished: no more HTTP/3 at all in
-  that process (HTTP/1.1 and HTTP/2 lost just that connection). When an app finishes we empty its queue,
-  which releases the blocked put; the data that follows is dropped.
+
+(A request answered before its body was read no longer needs a fix of its own: tusedge reads up to 4 MiB
+of a refused body before it answers (``responses.drain_body``), and once the app has finished, its stream
+is gone, so the batched loop drops what follows instead of waiting on the full queue of an app that will
+never read it. docs/hypercorn-fixes.md, "Removed".)
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aioquic.h3.events import DataReceived, HeadersReceived
@@ -23,7 +23,6 @@ from aioquic.quic.events import ConnectionTerminated, QuicEvent, StopSendingRece
 from hypercorn.protocol.events import Body, EndBody, Request, StreamClosed
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h3 import H3Protocol
-from hypercorn.protocol.http_stream import HTTPStream
 
 from tusedge.server.hypercorn_fixes.table import Patch
 
@@ -70,18 +69,6 @@ def _wrap_stream_send(original: Any) -> Any:
     return stream_send
 
 
-def _wrap_app_send(original: Any) -> Any:
-    async def app_send(self: HTTPStream, message: Any) -> None:
-        await original(self, message)
-        if message is None:  # the app has returned and will never read its receive queue again
-            queue = getattr(self.app_put, "__self__", None)  # app_put is the queue's bound put()
-            if isinstance(queue, asyncio.Queue):
-                while not queue.empty():
-                    queue.get_nowait()  # each get wakes a put waiting for room
-
-    return app_send
-
-
 PATCHES = (
     Patch(
         name="h3-request-ends",
@@ -107,17 +94,5 @@ PATCHES = (
         reason="what the app sends on a stream that was reset or closed is dropped (aioquic would raise)",
         upstream="hypercorn 0.18.0 protocol/h3.py H3Protocol.stream_send; no upstream issue",
         test="tests/e2e/test_http3.py::test_a_request_the_client_cancelled_is_answered_without_an_error",
-    ),
-    Patch(
-        name="app-queue-released",
-        target=HTTPStream,
-        attribute="app_send",
-        build=_wrap_app_send,
-        kind="wrap",
-        fingerprint="c806044b99736985",
-        reason="an app that returned without reading its body leaves no put blocked on its full queue (that"
-        " put blocks Hypercorn's only HTTP/3 datagram loop)",
-        upstream="hypercorn 0.18.0 protocol/http_stream.py HTTPStream.app_send; no upstream issue",
-        test="tests/e2e/test_http3.py::test_a_request_answered_without_reading_its_body_leaves_http3_serving",
     ),
 )
