@@ -5,7 +5,7 @@ split, and aligned as the upload page cuts it); the baseline of one part against
 HTTP/2; and 1 against 4 parts on plain loopback (no link model).
 
     python -m benchmarks.parallel_links [--size 1GiB] [--reps 2] [--fs ext4,xfs] [--parts 1,2,4,6,8]
-        [--links capped,longfat] [--clients tusedge,tus-js,tus-js-aligned]
+        [--links capped,longfat] [--clients tusedge,tusedge-unverified,tus-js,tus-js-aligned]
         [--sections links,http2,loopback,compression] [--dir DIR]
 
 Links: ``capped`` is 12.5 MB/s (100 Mbit/s) per flow with a 20 ms round trip and a 4 MiB window (the cap
@@ -81,6 +81,17 @@ class Results:
 
     def add(self, variant: Variant, sample: Sample) -> None:
         self.samples.setdefault(variant, []).append(sample)
+
+
+UNVERIFIED = ("--checksum", "none", "--no-digest")
+
+
+def variant_of(client: str, parts: int) -> Variant:
+    """A ``--clients`` name: tusedge (its defaults), tusedge-unverified (no checksum, no digest), tus-js,
+    tus-js-aligned."""
+    if client == "tusedge-unverified":
+        return Variant("tusedge", parts, flags=UNVERIFIED)
+    return Variant(client, parts)
 
 
 def command(variant: Variant, path: Path, endpoint: str) -> list[str]:
@@ -204,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         path = work / "source.bin"
         make_random_file(path, size)
         if "links" in sections:
-            variants = [Variant(client, n) for client in args.clients.split(",") for n in parts]
+            variants = [variant_of(client, n) for client in args.clients.split(",") for n in parts]
             for name in args.links.split(","):
                 for kind in kinds:
                     results = measure(kind, work, path, size, LINKS[name], variants, args.reps)
@@ -220,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             # Side by side on the capped link: the client's defaults (per-PATCH and whole-file SHA-256 checked by
             # the server) against no verification, and HTTP/2 with all parts on one connection against one each.
             kind = kinds[-1]
-            quiet = ("--checksum", "none", "--no-digest")
+            quiet = UNVERIFIED
             variants = [Variant("tusedge", n) for n in (1, 4, 6)]
             variants += [Variant("tusedge", n, flags=quiet) for n in (1, 4, 6)]
             variants += [Variant("tusedge", 6, "2", ("--connections", "1")), Variant("tusedge", 6, "2")]

@@ -104,6 +104,46 @@ def test_finished_parts_are_joined_as_they_complete_and_the_merge_joins_only_the
     assert not up.record.exists()
 
 
+def test_committed_bytes_of_a_part_still_uploading_are_joined_and_the_merge_joins_only_the_rest(
+    server_factory: ServerFactory, data_fs: tuple[str, Path]
+) -> None:
+    """A part's committed bytes never change, so a final declared early takes them in while the part is still
+    uploading — in whole 1 MiB units once 32 MiB more are in (tusedge.server.finishing.PREFIX_STEP), shared
+    on XFS — and after the last byte the merge has only the rest left (ext4 would copy the whole file then)."""
+    kind, mount = data_fs
+    server = server_factory(data_dir=mount / "data")
+    sizes = [48 * MIB, 4 * MIB + 12_345]
+    data = [os.urandom(size) for size in sizes]
+    parts = []
+    for size in sizes:
+        made = httpx.post(server.url, headers={**TUS, "Upload-Length": str(size), "Upload-Concat": "partial"})
+        parts.append(made.headers["Location"])
+    final = httpx.post(server.url, headers={**TUS, "Upload-Concat": "final;" + " ".join(parts)}).headers["Location"]
+    final_id, part0 = final.rsplit("/", 1)[1], parts[0].rsplit("/", 1)[1]
+    record = server.data_dir / "uploads" / f"{final_id}.joined"
+
+    first = 40 * MIB + 5  # committed part-way, not on a unit
+    assert patch(parts[0], 0, data[0][:first]).status_code == 204
+    wait_for(
+        lambda: record.exists() and f"{part0} 0 {40 * MIB}\n" in record.read_text(), "part 0's first 40 MiB joined"
+    )
+    with open(server.data_dir / "uploads" / final_id, "rb") as fh:
+        assert fh.read(40 * MIB) == data[0][: 40 * MIB]
+    assert metric(server.origin, EARLY) == 0  # no part is complete yet
+    shared = metric(server.origin, "tusedge_merged_bytes_total", how="shared")
+    assert shared == (40 * MIB if REFLINKS[kind] else 0)
+
+    assert patch(parts[0], first, data[0][first:]).status_code == 204
+    assert patch(parts[1], 0, data[1]).status_code == 204
+    wait_for(lambda: httpx.head(final, headers=TUS).headers.get("Upload-Offset") == str(sum(sizes)), "the final")
+    (found,) = [m for m in map(MERGED.search, server.log) if m]
+    _, length, shared_now, copied_now, earlier = (int(g) for g in found.groups())
+    assert length == sum(sizes) and earlier >= 40 * MIB
+    assert earlier + shared_now + copied_now == sum(sizes)
+    assert served_sha256(final) == hashlib.sha256(b"".join(data)).hexdigest()
+    assert not record.exists()
+
+
 def test_after_kill_9_the_records_on_disk_count_and_a_torn_or_missing_one_is_joined_again(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:

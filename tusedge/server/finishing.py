@@ -32,6 +32,14 @@ from tusedge.protocol.upload import ConcatKind, Failure, Status, UploadInfo
 from tusedge.server import lifecycle
 from tusedge.server.components import Components
 from tusedge.storage.base import as_concater
+from tusedge.storage.fileops import joined_prefix
+
+# Parts still uploading: their committed bytes are joined into a waiting final once this many more are in
+# than were joined, in whole units (so a file system with reflinks shares their blocks). The merge after
+# the last byte then has at most about a step (plus the last PATCH) left of each part — on ext4 it would
+# otherwise copy the whole file then.
+PREFIX_STEP = 32 * 1024 * 1024
+PREFIX_UNIT = 1024 * 1024
 
 log = logging.getLogger("tusedge")
 
@@ -71,7 +79,8 @@ class Finisher:
                 self.start(info.id)
 
     async def part_completed(self, part_id: str) -> None:
-        """concatenation-unfinished: a partial upload completed; start every final it was the last part of."""
+        """concatenation-unfinished: a partial upload completed (or committed more bytes); start every final
+        it was the last part of, and the early joins of the others."""
         for final in await self.repo.finals_waiting_for(part_id):
             await self.parts_changed(final.id)
 
@@ -116,8 +125,11 @@ class Finisher:
 
     async def _join_finished_parts(self, final_id: str) -> None:
         """Join every complete part of a waiting final whose place is known (the lengths of the parts
-        before it are) and that has no record yet. No lock: the merge may run beside it (fileops writes
-        the same bytes either way; see FileStore.join_part)."""
+        before it are) and that has no record yet, and the committed bytes of parts still uploading once
+        ``PREFIX_STEP`` more are in than were joined (whole ``PREFIX_UNIT``s, so blocks can be shared).
+        Committed bytes never change (a PATCH only writes past the offset), so they can be joined before
+        their part is done. No lock: the merge may run beside it (fileops writes the same bytes either
+        way; see FileStore.join_part)."""
         final = await self.repo.get(final_id)
         if final is None or final.status is not Status.ACTIVE:
             return
@@ -128,12 +140,17 @@ class Finisher:
             part = found.get(part_id)
             if part is None or part.length is None:
                 return  # the places of this part and the ones after it are not known yet
-            if part.status is Status.COMPLETE and (part_id, offset, part.length) not in recorded:
+            have = joined_prefix(recorded, part_id, offset)
+            complete = part.status is Status.COMPLETE
+            target = part.length if complete else part.offset - part.offset % PREFIX_UNIT
+            if (complete and have != part.length) or (
+                part.status is Status.ACTIVE and target - (have or 0) >= PREFIX_STEP
+            ):
                 current = await self.repo.get(final_id)
                 if current is None or current.status is not Status.ACTIVE:
                     return  # its merge has begun (or it is gone): the merge joins the rest
                 started = time.monotonic()
-                joined = await as_concater(self.store).join_part(final_id, part_id, offset, part.length)
+                joined = await as_concater(self.store).join_part(final_id, part_id, offset, target, have or 0)
                 if joined is None:
                     return
                 after = await self.repo.get(final_id)
@@ -145,13 +162,15 @@ class Finisher:
                     return
                 self.metrics.merged_bytes.labels("shared").inc(joined.shared)
                 self.metrics.merged_bytes.labels("copied").inc(joined.copied)
-                self.metrics.parts_joined_early.inc()
+                if complete:
+                    self.metrics.parts_joined_early.inc()
                 log.info(
-                    "upload %s: joined part %s early, %d bytes at %d in %.3f s (%d shared, %d copied)",
+                    "upload %s: joined part %s early%s, %d bytes at %d in %.3f s (%d shared, %d copied)",
                     final_id,
                     part_id,
-                    part.length,
-                    offset,
+                    "" if complete else " (still uploading)",
+                    target - (have or 0),
+                    offset + (have or 0),
                     time.monotonic() - started,
                     joined.shared,
                     joined.copied,

@@ -266,7 +266,8 @@ class TusService:
         if info.status is Status.FINISHING:
             await self.finisher.finish(info.id)
             info = await self.get(info.id)
-        elif info.complete and info.concat is ConcatKind.PARTIAL:
+        elif info.concat is ConcatKind.PARTIAL:
+            # complete, or more of it committed: a final declared early joins what it can now
             await self.finisher.part_completed(info.id)
         return info
 

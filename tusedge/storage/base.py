@@ -85,12 +85,14 @@ class Concater(Protocol):
         """Write the parts (id, length) one after another into the final, durably; restartable."""
         ...
 
-    async def join_part(self, final_id: str, part_id: str, offset: int, length: int) -> Joined | None:
-        """Join one finished part in at its place ahead of the merge (merging while parts finish)."""
+    async def join_part(self, final_id: str, part_id: str, offset: int, length: int, start: int = 0) -> Joined | None:
+        """Join a part's first ``length`` bytes (those from ``start`` on) in at its place ahead of the merge
+        (merging while parts finish: a finished part, or the committed prefix of one still uploading)."""
         ...
 
     async def joined(self, final_id: str) -> frozenset[tuple[str, int, int]]:
-        """The parts (id, offset, length) already joined into the final ahead of its merge."""
+        """The parts (id, offset, length) already joined into the final ahead of its merge: a part's first
+        ``length`` bytes are at ``offset`` (a part may have several records; the longest counts)."""
         ...
 
     async def forget_joined(self, final_id: str) -> None:

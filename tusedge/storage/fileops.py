@@ -170,9 +170,11 @@ def copy_range(src: int, dst: int, count: int, src_offset: int, dst_offset: int)
 
 
 # The record of the parts joined into a final upload before its last part was in (``FileStore.join_part``):
-# one line per part, ``<part id> <offset> <length>``, appended and synced after the part's bytes in the final
-# are synced. A line cut short by a crash is not a record (it has no newline); neither is a lost file: the
-# merge then joins that part again, which only costs time.
+# one line per join, ``<part id> <offset> <length>``: the part's first ``length`` bytes are at ``offset`` in
+# the final (the whole part, or the prefix of one still uploading: a part has a line per join, the longest
+# counts), appended and synced after the part's bytes in the final are synced. A line cut short by a crash
+# is not a record (it has no newline); neither is a lost file: the merge then joins that part again, which
+# only costs time.
 def record_joined(path: str, part_id: str, offset: int, length: int, sync: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
@@ -223,3 +225,9 @@ def holds_parts(final: int, parts: Sequence[tuple[int, int]]) -> bool:
                 return False
         offset += length
     return os.fstat(final).st_size == offset
+
+
+def joined_prefix(recorded: frozenset[tuple[str, int, int]], part_id: str, offset: int) -> int | None:
+    """How many of a part's first bytes the record says are in the final at ``offset`` (None: no record)."""
+    lengths = [length for pid, at, length in recorded if pid == part_id and at == offset]
+    return max(lengths) if lengths else None

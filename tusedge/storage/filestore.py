@@ -131,10 +131,14 @@ class FileStore:
         """Trim preallocated or unverified bytes past ``length`` (used once an upload is complete)."""
         await run_storage(upload_id, fileops.truncate, str(self.path(upload_id)), length)
 
-    async def join_part(self, final_id: str, part_id: str, offset: int, length: int) -> fileops.Joined | None:
-        """Join one finished part into a final upload that is still waiting for others, at its place
-        (``offset``), sharing blocks where the file system can; sync the final, then record the part
-        (``joined_path``) so the merge skips it. None when the final's or the part's file is gone (the
+    async def join_part(
+        self, final_id: str, part_id: str, offset: int, length: int, start: int = 0
+    ) -> fileops.Joined | None:
+        """Join a part's first ``length`` bytes (the whole of a finished part, or the committed prefix of
+        one still uploading) into a final upload that is still waiting for others, at its place
+        (``offset``), sharing blocks where the file system can — only the bytes from ``start`` on, those
+        before being joined already; sync the final, then record the part's prefix (``joined_path``) so the
+        merge skips it. None when the final's or the part's file is gone (the
         final was removed or completed meanwhile). Safe beside a merge of the same final in any order:
         both write the same bytes to the same range, and the merge joins every part it has no record of."""
 
@@ -149,7 +153,7 @@ class FileStore:
                 except FileNotFoundError:
                     return None
                 try:
-                    joined = fileops.join_range(src, dst, length, 0, offset)
+                    joined = fileops.join_range(src, dst, length - start, start, offset + start)
                 finally:
                     fileops.close(src)
                 if self.fsync:
@@ -172,7 +176,8 @@ class FileStore:
         """Write the parts (id, length) one after another into the final's file, sharing their blocks
         where the file system can (reflinks: XFS, btrfs) and copying inside the kernel otherwise, then sync
         it; return how many bytes were shared and copied, and how many were there already (parts joined by
-        ``join_part`` at the same place, which are skipped). Restartable: every part without a record is
+        ``join_part`` at the same place, which are skipped, and the recorded prefixes of parts joined
+        while they were uploading, of which only the rest is joined). Restartable: every part without a record is
         joined again, and the final cut to its length; the record goes once the final is synced."""
 
         def work() -> fileops.Joined:
@@ -183,12 +188,12 @@ class FileStore:
                     os.ftruncate(dst, 0)  # a restarted merge starts from an empty file, not a half-joined one
                 joined, offset = fileops.Joined(), 0
                 for part_id, length in parts:
-                    if (part_id, offset, length) in recorded:
-                        joined += fileops.Joined(earlier=length)
-                    else:
+                    have = min(length, fileops.joined_prefix(recorded, part_id, offset) or 0)
+                    joined += fileops.Joined(earlier=have)
+                    if have < length:
                         src = fileops.open_read(str(self.path(part_id)))
                         try:
-                            joined += fileops.join_range(src, dst, length, 0, offset)
+                            joined += fileops.join_range(src, dst, length - have, have, offset + have)
                         finally:
                             fileops.close(src)
                     offset += length
