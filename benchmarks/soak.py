@@ -11,9 +11,12 @@ sample. Every 5 s the server's resident memory and open file descriptors are sam
 the whole run give p50/p99.
 
     flock /tmp/tusedge-bench.lock python -m benchmarks.soak [--clients 200] [--duration 300] [--dir PATH]
+                                                            [--trace-memory DIR]
 
 The result is a markdown block (errors, operations, HEAD p50/p99, RSS and fds over time). Exit status 1
-when there were errors.
+when there were errors. ``--trace-memory DIR`` runs the server under tracemalloc (benchmarks/traced_serve.py)
+and adds its traced Python memory over time and the allocation sites that grew most between the second
+snapshot and the last: is a rise of RSS Python objects (a table that grows per request) or native memory?
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import asyncio
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +37,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.measure import process_tree, rss_bytes
-from benchmarks.servers import TUSEDGE, RunningServer
+from benchmarks.servers import TUSEDGE, RunningServer, ServerSpec
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {**TUS, "Content-Type": "application/offset+octet-stream"}
@@ -212,20 +217,47 @@ def report(tally: Tally, clients: int, duration_s: float) -> str:
     return "\n".join(lines)
 
 
+def traced_tusedge(out: Path) -> ServerSpec:
+    def command(port: int, data: Path) -> tuple[list[str], dict[str, str]]:
+        args = [sys.executable, "-m", "benchmarks.traced_serve", str(out), "serve", "--port", str(port)]
+        return [*args, "--data-dir", str(data), "--log-level", "warning", "--finish-wait-s", "3600"], {}
+
+    return ServerSpec("tusedge traced", command, durable=True, concatenation=True)
+
+
+def memory_report(out: Path, top: int = 8) -> str:
+    """The traced series, and the allocation sites that grew most from the second snapshot to the last."""
+    lines = ["", "tracemalloc (s, RSS, traced Python memory, objects, threads):", "```",
+             *(out / "series.txt").read_text().splitlines(), "```"]  # fmt: skip
+    snapshots = sorted(out.glob("snap-*.pickle"))
+    if len(snapshots) >= 3:
+        ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+        first = tracemalloc.Snapshot.load(str(snapshots[1])).filter_traces(ignore)
+        last = tracemalloc.Snapshot.load(str(snapshots[-1])).filter_traces(ignore)
+        lines += [f"grew most from {snapshots[1].name} to {snapshots[-1].name}:", "```"]
+        lines += [str(stat) for stat in last.compare_to(first, "lineno")[:top] if stat.size_diff > 0]
+        lines.append("```")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak")
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--duration", type=float, default=300.0, help="seconds")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--dir", type=Path, default=None, help="folder for the server's data")
+    trace_help = "run the server under tracemalloc, snapshots into DIR (diagnosis: several times slower)"
+    parser.add_argument("--trace-memory", type=Path, default=None, metavar="DIR", help=trace_help)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="tusedge-soak-", dir=args.dir))
-    server = RunningServer(TUSEDGE, work)
+    server = RunningServer(traced_tusedge(args.trace_memory) if args.trace_memory else TUSEDGE, work)
     try:
         tally = asyncio.run(soak(server.endpoint, server.pid, args.clients, args.duration, args.seed))
     finally:
         server.stop()
     print(report(tally, args.clients, args.duration))
+    if args.trace_memory:
+        print(memory_report(args.trace_memory))
     return 1 if tally.errors else 0
 
 
