@@ -2,8 +2,9 @@
 across process restarts through the resume store, retried per the retry policy, with per-PATCH checksums
 and a whole-file digest when the server offers them.
 
-Memory stays bounded whatever the file size: each PATCH body is read from the source in pieces of at most
-1 MiB in a worker thread, as it is sent.
+This module decides what to send (the parts, the final upload, what a resume may reuse) and waits for the
+server's verdict; parts.py sends each part. Memory stays bounded whatever the file size: each PATCH body is
+read from the source in pieces of at most 1 MiB in a worker thread, as it is sent.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -20,22 +20,19 @@ import anyio.to_thread
 import httpx
 
 from tusedge.client import boundaries, checksums, compression, resource
-from tusedge.client.checksums import ChecksumsAhead
 from tusedge.client.errors import TusClientError, VerificationFailed
 from tusedge.client.options import DEFAULT_CHUNK_BYTES as DEFAULT_CHUNK_BYTES
 from tusedge.client.options import WITH_CREATION_BYTES, node_endpoint
 from tusedge.client.options import UploadOptions as UploadOptions
 from tusedge.client.options import UploadResult as UploadResult
+from tusedge.client.parts import Part, PartSender
 from tusedge.client.progress import Progress
 from tusedge.client.resume import ResumeStore, StoredUpload
-from tusedge.client.retry import RETRYABLE, Attempts
+from tusedge.client.retry import Attempts
 from tusedge.client.source import Source, open_source
 from tusedge.client.transport import make_client
 from tusedge.protocol.constants import DIGEST_METADATA_KEY, Extension, Header
 from tusedge.protocol.metadata import format_metadata
-from tusedge.tokenbucket import TokenBucket
-
-PIECE_BYTES = 1024 * 1024
 
 
 def poll_delay(waited_s: float) -> float:
@@ -43,15 +40,6 @@ def poll_delay(waited_s: float) -> float:
     (from 50 ms, at most 2 s), so the verdict is seen at most ~10 % after it is there — a doubling delay
     could leave the client idle for as long as it had waited."""
     return min(2.0, 0.05 + waited_s / 10)
-
-
-@dataclass
-class _Part:
-    index: int
-    url: str
-    start: int
-    length: int
-    sent_on_creation: int = 0  # bytes this run sent in the POST (creation-with-upload)
 
 
 async def _all(*awaitables: Awaitable[Any]) -> None:
@@ -81,19 +69,15 @@ class _Run:
     ) -> None:
         self.source, self.endpoint, self.options = source, endpoint, options
         self.new_client = new_client
-        self.part_clients: list[httpx.AsyncClient] = [client]
         # The resume store knows the endpoint without its query: a pre-signed URL signed again (a new
         # expiry) still names the same uploads.
         self.store_endpoint = str(httpx.URL(endpoint).copy_with(query=None))
         self.client, self.store, self.progress = client, store, progress
-        self.bucket = TokenBucket(options.rate_limit) if options.rate_limit else None
         self.attempts = Attempts(options.retry)
-        self.bytes_sent = 0
-        self.resumed_from = 0
-        self.patch_algorithm: str | None = None
+        self.sender = PartSender(source, options, progress, self.attempts)
+        self.sender.clients = [client]
+        self.tally = self.sender.tally
         self.with_creation = False
-        self.encoding: str | None = None
-        self.wire_bytes = 0
         self._cancel_digest = threading.Event()
         self.declare_early = False
 
@@ -111,13 +95,15 @@ class _Run:
         takes_zstd = compression.ENCODING in offer.content_encodings
         mode = self.options.compress
         if await anyio.to_thread.run_sync(compression.should_compress, mode, takes_zstd, self.source):
-            self.encoding = compression.ENCODING
+            self.sender.encoding = compression.ENCODING
         digest_algorithm = checksums.choose(offer.digest_algorithms, "auto") if self.options.digest else None
         if DIGEST_METADATA_KEY in self.options.metadata:
             digest_algorithm = None  # the caller declared it
         offered = offer.checksum_algorithms if Extension.CHECKSUM in offer.extensions else None
         whole_file_verified = digest_algorithm in checksums.STRONG
-        self.patch_algorithm = checksums.choose(offered, self.options.checksum, whole_file_verified=whole_file_verified)
+        self.sender.patch_algorithm = checksums.choose(
+            offered, self.options.checksum, whole_file_verified=whole_file_verified
+        )
 
         key = await anyio.to_thread.run_sync(self.source.fingerprint) if self.store is not None else None
         if self.store is None or key is None:
@@ -135,13 +121,13 @@ class _Run:
     ) -> UploadResult:
         stored = await self._recall(key)
         final_url = await self._existing_final(stored)
-        parts: list[_Part] = []
+        parts: list[Part] = []
         if final_url is not None and stored is not None:
             # Declared early by a run that stopped before its parts were all in: their rest goes now. Parts
             # the server no longer has were joined into the final and retired: nothing is left to send.
             parts = await self._resumable_parts(stored)
             if parts:
-                self.resumed_from = 0
+                self.tally.resumed_from = 0
                 await self._send_parts(parts, digest_algorithm, key, final_url)
         else:
             parts = await self._resumable_parts(stored) if stored else []
@@ -164,14 +150,14 @@ class _Run:
             url=final_url,
             size=size,
             parts=max(1, len(parts)),
-            resumed_from=self.resumed_from,
-            bytes_sent=self.bytes_sent,
+            resumed_from=self.tally.resumed_from,
+            bytes_sent=self.tally.bytes_sent,
             retries=self.attempts.retries,
-            checksum=self.patch_algorithm,
+            checksum=self.sender.patch_algorithm,
             digest_status=status,
             http_version=http_version,
-            compression=self.encoding,
-            wire_bytes=self.wire_bytes if self.encoding else self.bytes_sent,
+            compression=self.sender.encoding,
+            wire_bytes=self.tally.wire_bytes if self.sender.encoding else self.tally.bytes_sent,
         )
 
     # The resume store is file I/O: worker threads. Nothing to do when the upload is not resumable.
@@ -189,7 +175,7 @@ class _Run:
             await anyio.to_thread.run_sync(self.store.remove, key, self.store_endpoint)
 
     async def _send_parts(
-        self, parts: list[_Part], digest_algorithm: str | None, key: str | None, final_url: str | None = None
+        self, parts: list[Part], digest_algorithm: str | None, key: str | None, final_url: str | None = None
     ) -> str:
         """Send every part; for a parallel upload create the final upload (declaring the whole-file digest,
         computed in the background meanwhile) unless ``final_url`` names it already; return the finished
@@ -211,7 +197,7 @@ class _Run:
         self.progress.start(self.source.size, len(parts))
         extra = self._spread(len(parts))
         try:
-            await _all(*(self._send(part) for part in parts), *([early] if early is not None else []))
+            await _all(*(self.sender.send(part) for part in parts), *([early] if early is not None else []))
             if not joined:
                 return parts[0].url
             self.progress.phase = f"joining {len(parts)} parts"
@@ -228,7 +214,7 @@ class _Run:
                 digest_task.cancel()
             for spare in extra:
                 await spare.aclose()
-            self.part_clients = [self.client]
+            self.sender.clients = [self.client]
 
     def _spread(self, parts: int) -> list[httpx.AsyncClient]:
         """HTTP/2 and /3: more clients (connections) for the parts, as ``connections`` says; return the new ones."""
@@ -236,7 +222,7 @@ class _Run:
             return []
         wanted = min(parts, self.options.connections or parts)
         extra = [self.new_client() for _ in range(wanted - 1)]
-        self.part_clients = [self.client, *extra]
+        self.sender.clients = [self.client, *extra]
         return extra
 
     def _metadata(self, digest_algorithm: str | None, digest: bytes | None) -> str:
@@ -252,8 +238,8 @@ class _Run:
 
     async def _create_parts(
         self, ranges: list[tuple[int, int]], digest_algorithm: str | None, digest: bytes | None
-    ) -> list[_Part]:
-        parts: list[_Part] = []
+    ) -> list[Part]:
+        parts: list[Part] = []
         endpoint = self.endpoint
         for index, (start, length) in enumerate(ranges):
             headers = {Header.UPLOAD_LENGTH.value: str(length)}
@@ -264,18 +250,18 @@ class _Run:
                 headers[Header.UPLOAD_METADATA.value] = self._metadata(digest_algorithm, digest)
                 if self.with_creation and 0 < length <= WITH_CREATION_BYTES:
                     body = await anyio.to_thread.run_sync(self.source.read, 0, length)
-                    checksum = await self._chunk_checksum(0, length)
+                    checksum = await self.sender.chunk_checksum(0, length)
                     if checksum is not None:
                         headers[Header.UPLOAD_CHECKSUM.value] = checksum
             create = functools.partial(resource.create, self.client, endpoint, headers, body)
             url = await self.attempts.run(create)
             endpoint = node_endpoint(self.endpoint, url)  # the other parts: on the first one's node
             sent = len(body) if body is not None else 0
-            self.bytes_sent += sent
-            parts.append(_Part(index, url, start, length, sent))
+            self.tally.bytes_sent += sent
+            parts.append(Part(index, url, start, length, sent))
         return parts
 
-    async def _create_final(self, parts: list[_Part], digest_algorithm: str | None, digest: bytes | None) -> str:
+    async def _create_final(self, parts: list[Part], digest_algorithm: str | None, digest: bytes | None) -> str:
         headers = {
             Header.UPLOAD_CONCAT.value: "final;" + " ".join(p.url for p in parts),
             Header.UPLOAD_METADATA.value: self._metadata(digest_algorithm, digest),
@@ -291,13 +277,13 @@ class _Run:
             await self.attempts.run(functools.partial(resource.head, self.client, stored.final))
         except TusClientError:  # gone (404/410...): start again
             return None
-        self.resumed_from = self.source.size
+        self.tally.resumed_from = self.source.size
         return stored.final
 
-    async def _resumable_parts(self, stored: StoredUpload) -> list[_Part]:
+    async def _resumable_parts(self, stored: StoredUpload) -> list[Part]:
         """The stored parts, if the server still has them all and their lengths, one after another, cover
         this file exactly (the lengths decide the ranges: whichever split an earlier run chose); else none."""
-        parts: list[_Part] = []
+        parts: list[Part] = []
         start = 0
         for index, url in enumerate(stored.parts):
             try:
@@ -306,80 +292,9 @@ class _Run:
                 return []
             if state.length is None:
                 return []
-            parts.append(_Part(index, url, start, state.length))
+            parts.append(Part(index, url, start, state.length))
             start += state.length
         return parts if start == self.source.size else []
-
-    # --- one part -----------------------------------------------------------------------------------
-    async def _send(self, part: _Part) -> None:
-        """PATCH the part to its end; after a failure, HEAD and continue from the server's offset. The
-        next chunk's checksum is computed while the current chunk is sent."""
-        attempts = Attempts(self.options.retry)
-        checksums_ahead = ChecksumsAhead(self._chunk_checksum)
-        try:
-            offset = await self._offset(part, attempts)
-            self.resumed_from += max(0, offset - part.sent_on_creation)
-            self.progress.resume(part.index, offset)
-            while offset < part.length:
-                n = min(self.options.chunk_size, part.length - offset)
-                following = offset + n
-                try:
-                    checksum = await checksums_ahead.get(part.start + offset, n)
-                    if following < part.length:
-                        checksums_ahead.prepare(
-                            part.start + following, min(self.options.chunk_size, part.length - following)
-                        )
-                    body = self._body(part, offset, n)
-                    if self.encoding is not None:
-                        body = self._counted(compression.compressed(body, n))
-                    offset = await resource.patch(
-                        self._client_of(part), part.url, offset, n, body, checksum, encoding=self.encoding
-                    )
-                except RETRYABLE as exc:
-                    await attempts.failed(exc)
-                    offset = await self._offset(part, attempts)
-                    continue
-                attempts.succeeded()
-                self.progress.set(part.index, offset)
-        finally:
-            checksums_ahead.discard()
-            self.attempts.retries += attempts.retries
-
-    async def _offset(self, part: _Part, attempts: Attempts) -> int:
-        state = await attempts.run(lambda: resource.head(self._client_of(part), part.url))
-        offset = state.offset or 0
-        self.progress.set(part.index, offset)
-        return offset
-
-    def _client_of(self, part: _Part) -> httpx.AsyncClient:
-        return self.part_clients[part.index % len(self.part_clients)]
-
-    async def _chunk_checksum(self, start: int, n: int) -> str | None:
-        if self.patch_algorithm is None:
-            return None
-        value = await anyio.to_thread.run_sync(checksums.digest, self.source, self.patch_algorithm, start, n)
-        return checksums.header_value(self.patch_algorithm, value)
-
-    async def _body(self, part: _Part, offset: int, n: int) -> AsyncIterator[bytes]:
-        piece = self.bucket.piece_size(PIECE_BYTES) if self.bucket else PIECE_BYTES
-        done = 0
-        while done < n:
-            k = min(piece, n - done)
-            if self.bucket is not None and self.encoding is None:
-                await self.bucket.take(k)
-            data = await anyio.to_thread.run_sync(self.source.read, part.start + offset + done, k)
-            done += k
-            self.bytes_sent += k
-            self.progress.advance(part.index, k)
-            yield data
-
-    async def _counted(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """Compressed bytes going out; the bandwidth cap counts these (what the link carries)."""
-        async for data in body:
-            if self.bucket is not None:
-                await self.bucket.take(len(data))
-            self.wire_bytes += len(data)
-            yield data
 
     async def _finished(self, url: str, *, joined: bool) -> str | None:
         """Wait (bounded by ``verify_wait_s``) while a joined upload is still being merged (no Upload-Offset
