@@ -102,6 +102,12 @@ async def run_blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) 
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
     _pool.submit((lambda: func(*args, **kwargs), future, loop))
+    return await settled(future)
+
+
+async def settled(future: asyncio.Future[T]) -> T:
+    """The result of ``future``, which a thread settles (:func:`deliver`). Not abandoned on cancellation:
+    the caller waits for the thread to settle it before the cancellation goes on."""
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:

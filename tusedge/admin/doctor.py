@@ -196,77 +196,75 @@ def _triple(value: str | None) -> tuple[int, int, int] | None:
     return low, default, high
 
 
-def _receive_buffer(read: Reader, target: Target) -> Finding:
-    name = "net.ipv4.tcp_rmem"
+def _tcp_buffer(read: Reader, target: Target, name: str, bad: Verdict, why_good: Callable[[int], str],
+                why_bad: Callable[[int, float], str]) -> Finding:  # fmt: skip
+    """A TCP buffer triple (low, default, high) whose high should hold twice the target's BDP; below it,
+    ``bad`` for ``why_bad(high, Mbit/s at most)``."""
     value = read(name)
     values = _triple(value)
     if values is None:
         return Finding(name, value, Verdict.UNKNOWN, Scope.NETNS, "not readable here")
     low, default, high = values
     if high >= 2 * target.bdp_bytes:
-        return Finding(name, value, Verdict.OK, Scope.NETNS,
-                       f"a receive window up to {_mib(high / 2)} fills {target.rate_mbit:g} Mbit/s")  # fmt: skip
+        return Finding(name, value, Verdict.OK, Scope.NETNS, why_good(high))
     cap = target.mbit_with_window(high / 2)
-    return Finding(name, value, Verdict.LIMITS, Scope.NETNS,
-                   f"the receive window of an upload stays under about {_mib(high / 2)}: at most {cap:.0f} Mbit/s per "
-                   f"connection at {target.rtt_ms:g} ms (needed: {target.bdp_bytes / 1e6:.1f} MB in flight)",
-                   f"{name} = {low} {default} {target.buffer_bytes}")  # fmt: skip
+    return Finding(name, value, bad, Scope.NETNS, why_bad(high, cap), f"{name} = {low} {default} {target.buffer_bytes}")
+
+
+def _receive_buffer(read: Reader, target: Target) -> Finding:
+    return _tcp_buffer(read, target, "net.ipv4.tcp_rmem", Verdict.LIMITS,
+                       lambda high: f"a receive window up to {_mib(high / 2)} fills {target.rate_mbit:g} Mbit/s",
+                       lambda high, cap: f"the receive window of an upload stays under about {_mib(high / 2)}: at most "
+                       f"{cap:.0f} Mbit/s per connection at {target.rtt_ms:g} ms (needed: {target.bdp_bytes / 1e6:.1f} "
+                       "MB in flight)")  # fmt: skip
 
 
 def _send_buffer(read: Reader, target: Target) -> Finding:
-    name = "net.ipv4.tcp_wmem"
+    return _tcp_buffer(read, target, "net.ipv4.tcp_wmem", Verdict.ADVICE,
+                       lambda high: "send buffers fill the link (downloads)",
+                       lambda high, cap: f"downloads (GET of finished uploads) reach at most about {cap:.0f} Mbit/s at "
+                       f"{target.rtt_ms:g} ms; uploads are not limited by it")  # fmt: skip
+
+
+def _number(read: Reader, name: str, scope: Scope, good: Callable[[int], bool], why_good: str, bad: Verdict,
+            why_bad: Callable[[int], str], fix: str) -> Finding:  # fmt: skip
+    """A setting of one number that is ``good`` or else ``bad`` (a limit or advice) for ``why_bad(number)``."""
     value = read(name)
-    values = _triple(value)
-    if values is None:
-        return Finding(name, value, Verdict.UNKNOWN, Scope.NETNS, "not readable here")
-    low, default, high = values
-    if high >= 2 * target.bdp_bytes:
-        return Finding(name, value, Verdict.OK, Scope.NETNS, "send buffers fill the link (downloads)")
-    cap = target.mbit_with_window(high / 2)
-    return Finding(name, value, Verdict.ADVICE, Scope.NETNS,
-                   f"downloads (GET of finished uploads) reach at most about {cap:.0f} Mbit/s at {target.rtt_ms:g} ms; "
-                   "uploads are not limited by it", f"{name} = {low} {default} {target.buffer_bytes}")  # fmt: skip
+    size = _int(value)
+    if size is None:
+        return Finding(name, value, Verdict.UNKNOWN, scope, "not readable here")
+    if good(size):
+        return Finding(name, value, Verdict.OK, scope, why_good)
+    return Finding(name, value, bad, scope, why_bad(size), fix)
+
+
+def _core_buffer(read: Reader, name: str, bad: Verdict, why_good: str, why_bad: Callable[[int], str]) -> Finding:
+    """A host-wide socket buffer cap that should allow the QUIC socket's receive buffer."""
+    return _number(read, name, Scope.HOST, lambda size: size >= UDP_RECEIVE_BUFFER_BYTES, why_good, bad, why_bad,
+                   f"{name} = {max(UDP_RECEIVE_BUFFER_BYTES, 8 * MIB)}")  # fmt: skip
 
 
 def _udp_receive(read: Reader) -> Finding:
-    name = "net.core.rmem_max"
-    value = read(name)
-    size = _int(value)
-    if size is None:
-        return Finding(name, value, Verdict.UNKNOWN, Scope.HOST, "not readable here")
-    if size >= UDP_RECEIVE_BUFFER_BYTES:
-        why = f"the QUIC socket gets the {_mib(UDP_RECEIVE_BUFFER_BYTES)} receive buffer tusedge asks for"
-        return Finding(name, value, Verdict.OK, Scope.HOST, why)
-    return Finding(name, value, Verdict.LIMITS, Scope.HOST,
-                   f"HTTP/3 uploads: tusedge asks for a {_mib(UDP_RECEIVE_BUFFER_BYTES)} UDP receive buffer and gets "
-                   f"{_mib(size)}; bursts beyond it are dropped and resent (TCP is bounded by tcp_rmem instead)",
-                   f"{name} = {max(UDP_RECEIVE_BUFFER_BYTES, 8 * MIB)}")  # fmt: skip
+    return _core_buffer(read, "net.core.rmem_max", Verdict.LIMITS,
+                        f"the QUIC socket gets the {_mib(UDP_RECEIVE_BUFFER_BYTES)} receive buffer tusedge asks for",
+                        lambda size: f"HTTP/3 uploads: tusedge asks for a {_mib(UDP_RECEIVE_BUFFER_BYTES)} UDP receive "
+                        f"buffer and gets {_mib(size)}; bursts beyond it are dropped and resent (TCP is bounded by "
+                        "tcp_rmem instead)")  # fmt: skip
 
 
 def _core_wmem(read: Reader, target: Target) -> Finding:
-    name = "net.core.wmem_max"
-    value = read(name)
-    size = _int(value)
-    if size is None:
-        return Finding(name, value, Verdict.UNKNOWN, Scope.HOST, "not readable here")
-    if size >= UDP_RECEIVE_BUFFER_BYTES:
-        return Finding(name, value, Verdict.OK, Scope.HOST, "caps explicit SO_SNDBUF requests (tusedge makes none)")
-    return Finding(name, value, Verdict.ADVICE, Scope.HOST,
-                   "caps explicit SO_SNDBUF requests: tusedge makes none, but a proxy or client on this host may",
-                   f"{name} = {max(UDP_RECEIVE_BUFFER_BYTES, 8 * MIB)}")  # fmt: skip
+    return _core_buffer(read, "net.core.wmem_max", Verdict.ADVICE,
+                        "caps explicit SO_SNDBUF requests (tusedge makes none)",
+                        lambda size: "caps explicit SO_SNDBUF requests: tusedge makes none, but a proxy or client on "
+                        "this host may")  # fmt: skip
 
 
 def _notsent_lowat(read: Reader) -> Finding:
     name = "net.ipv4.tcp_notsent_lowat"
-    value = read(name)
-    size = _int(value)
-    if size is None:
-        return Finding(name, value, Verdict.UNKNOWN, Scope.NETNS, "not readable here")
-    if size <= NOTSENT_LOWAT:
-        return Finding(name, value, Verdict.OK, Scope.NETNS, "little unsent data waits in the kernel")
-    return Finding(name, value, Verdict.ADVICE, Scope.NETNS,
-                   "no limit on unsent data queued in the kernel: HTTP/2 streams and window updates sharing a "
-                   "connection with a download wait behind megabytes of it; 128 KiB costs no throughput",
+    return _number(read, name, Scope.NETNS, lambda size: size <= NOTSENT_LOWAT,
+                   "little unsent data waits in the kernel", Verdict.ADVICE,
+                   lambda size: "no limit on unsent data queued in the kernel: HTTP/2 streams and window updates "
+                   "sharing a connection with a download wait behind megabytes of it; 128 KiB costs no throughput",
                    f"{name} = {NOTSENT_LOWAT}")  # fmt: skip
 
 
@@ -289,13 +287,8 @@ def _nofile(limits: tuple[int, int]) -> Finding:
 
 def _nr_open(read: Reader) -> Finding:
     name = "fs.nr_open"
-    value = read(name)
-    size = _int(value)
-    if size is None:
-        return Finding(name, value, Verdict.UNKNOWN, Scope.HOST, "not readable here")
-    if size >= 1048576:
-        return Finding(name, value, Verdict.OK, Scope.HOST, "no process limit above it can be set")
-    return Finding(name, value, Verdict.LIMITS, Scope.HOST, "caps every process's descriptor limit",
+    return _number(read, name, Scope.HOST, lambda size: size >= 1048576, "no process limit above it can be set",
+                   Verdict.LIMITS, lambda size: "caps every process's descriptor limit",
                    f"{name} = 1048576")  # fmt: skip
 
 

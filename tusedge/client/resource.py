@@ -42,17 +42,18 @@ def _retry_after(response: httpx.Response) -> float | None:
     return float(value) if value.isdigit() else None
 
 
-def _check(response: httpx.Response, method: str, expected: tuple[int, ...]) -> None:
+def _check(response: httpx.Response, method: str, expected: tuple[int, ...]) -> httpx.Headers:
+    """The answer's headers, if its status is one of ``expected``; else raise TusClientError."""
     if response.status_code not in expected:
         raise TusClientError(
             method, str(response.url), response.status_code, response.text, retry_after=_retry_after(response)
         )
+    return response.headers
 
 
 async def options(client: httpx.AsyncClient, endpoint: str) -> ServerOffer:
     response = await client.options(endpoint, headers=TUS)
-    _check(response, "OPTIONS", (200, 204))
-    h = response.headers
+    h = _check(response, "OPTIONS", (200, 204))
     max_size = h.get(Header.TUS_MAX_SIZE)
     return ServerOffer(
         extensions=frozenset(e.strip() for e in h.get(Header.TUS_EXTENSION, "").split(",") if e.strip()),
@@ -79,9 +80,7 @@ async def create(client: httpx.AsyncClient, endpoint: str, headers: dict[str, st
 
 
 async def head(client: httpx.AsyncClient, url: str) -> UploadState:
-    response = await client.head(url, headers=TUS)
-    _check(response, "HEAD", (200, 204))
-    h = response.headers
+    h = _check(await client.head(url, headers=TUS), "HEAD", (200, 204))
     offset = h.get(Header.UPLOAD_OFFSET)
     return UploadState(
         offset=parse_offset(offset) if offset is not None else None,

@@ -26,11 +26,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tusedge.errors import DescriptorsRunningOut, TooManyConnections, TooManyUploads, TusError
-from tusedge.server.responses import handle_tus_error
+from tusedge.server.middleware import HttpMiddleware
+from tusedge.server.responses import answer_error
 
 log = logging.getLogger("tusedge")
 
@@ -140,19 +140,16 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
-class ClientCaps:
+class ClientCaps(HttpMiddleware):
     """ASGI middleware: the per-connection refusals above, and ``max_uploads`` bodies per client address."""
 
     def __init__(self, app: ASGIApp, table: ConnectionTable, max_uploads: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.table = table
         self.max_uploads = max_uploads
         self.uploads: Counter[str] = Counter()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope["client"][0] if scope.get("client") else "?"
         state = scope.get("state") or {}
         connection = state.get(CONNECTION_KEY)
@@ -170,8 +167,7 @@ class ClientCaps:
             )
             counted = False
         if error is not None:
-            response = await handle_tus_error(Request(scope, receive), error)
-            await response(scope, receive, send)
+            await answer_error(error, scope, receive, send)
             return
         if not counted:
             await self.app(scope, receive, send)

@@ -23,11 +23,11 @@ import logging
 import signal
 from typing import Any
 
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tusedge.errors import ShuttingDown
-from tusedge.server.responses import error_text, handle_tus_error
+from tusedge.server.middleware import HttpMiddleware
+from tusedge.server.responses import answer_error, error_text
 
 log = logging.getLogger("tusedge")
 
@@ -169,18 +169,15 @@ def drain_on_sigterm(drain: Drain) -> None:
     loop.add_signal_handler(signal.SIGHUP, on_sigterm)  # a hangup stops it the same way, never abruptly
 
 
-class DrainGate:
+class DrainGate(HttpMiddleware):
     """ASGI middleware: refuses POST and PATCH while draining, tracks the bodies in flight, and answers a
     request whose body was cut with 503 and ``Retry-After`` (whatever its handler made of the short body)."""
 
     def __init__(self, app: ASGIApp, drain: Drain) -> None:
-        self.app = app
+        super().__init__(app)
         self.drain = drain
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         drain = self.drain
         if scope["method"] not in BODY_METHODS:
             drain._other_started()
@@ -190,8 +187,7 @@ class DrainGate:
                 drain._other_done()
             return
         if drain.draining:
-            response = await handle_tus_error(Request(scope, receive), shutting_down())
-            await response(scope, receive, send)
+            await answer_error(shutting_down(), scope, receive, send)
             return
         body = drain._enter()
         try:

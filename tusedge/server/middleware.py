@@ -1,18 +1,19 @@
 """Pure ASGI middleware: X-HTTP-Method-Override, Tus-Resumable on every response, the request's framing and
-head size, and one value per tus request header."""
+head size, and one value per tus request header; and :class:`HttpMiddleware`, the base of those that act on
+HTTP requests only."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tusedge.errors import BodyUnknownThroughFront, ConflictingFraming, InvalidHeader, RequestHeadTooLarge, TusError
 from tusedge.protocol.constants import TUS_VERSION
 from tusedge.protocol.headers import check_host, fold_request_headers
 from tusedge.protocol.metadata import MAX_REQUEST_HEAD_BYTES
-from tusedge.server.responses import handle_tus_error
+from tusedge.server.responses import answer_error
 
 log = logging.getLogger("tusedge")
 
@@ -20,6 +21,22 @@ _OVERRIDE = b"x-http-method-override"
 FRONT_PROTOCOL = b"tusedge-front-protocol"
 """Set by the front to the protocol the client spoke (examples/caddy/Caddyfile: ``{http.request.proto}``)."""
 _OVERRIDABLE = {"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"}
+
+
+class HttpMiddleware:
+    """ASGI middleware that acts on HTTP requests only: any other scope (lifespan) goes on to ``app`` as it
+    came, an HTTP request to :meth:`http` (no extra coroutine on the way: ``__call__`` hands on the awaitable)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] != "http":
+            return self.app(scope, receive, send)
+        return self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
 
 
 class MethodOverride:
@@ -73,49 +90,35 @@ class RequestFraming:
                 if b"content-length" in names and b"transfer-encoding" in names:
                     error = ConflictingFraming()
             if error is not None:
-                response = await handle_tus_error(Request(scope, receive), error)
-                await response(scope, receive, send)
+                await answer_error(error, scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-class RequestHeaderCheck:
+class RequestHeaderCheck(HttpMiddleware):
     """Refuses a request that sends a single-valued tus header twice or an invalid Host (400 with the reason,
     through the one error table) and joins the lines of a list header, so no handler ever picks "the first"
     of two values."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             headers = fold_request_headers(scope["headers"])
             for name, value in headers:
                 if name == b"host":
                     check_host(value.decode("latin-1"))
         except InvalidHeader as exc:
-            response = await handle_tus_error(Request(scope, receive), exc)
-            await response(scope, receive, send)
+            await answer_error(exc, scope, receive, send)
             return
         if len(headers) != len(scope["headers"]):
             scope = {**scope, "headers": headers}
         await self.app(scope, receive, send)
 
 
-class TusResumableHeader:
+class TusResumableHeader(HttpMiddleware):
     """core: "The Tus-Resumable header MUST be included in every request and response except for
     OPTIONS requests." Added here once, so no handler can forget it (404s of the router included)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
 
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -155,7 +158,6 @@ class FrontBodyCheck:
                     " have dropped a body sent without Content-Length)",
                     scope["method"], scope.get("path", ""), protocol.decode("latin-1"),
                 )  # fmt: skip
-                response = await handle_tus_error(Request(scope, receive), BodyUnknownThroughFront())
-                await response(scope, receive, send)
+                await answer_error(BodyUnknownThroughFront(), scope, receive, send)
                 return
         await self.app(scope, receive, send)

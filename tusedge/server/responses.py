@@ -7,6 +7,7 @@ import logging
 import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from tusedge.errors import TusError
 from tusedge.protocol.constants import TUS_VERSION, Header
@@ -99,6 +100,13 @@ async def handle_tus_error(request: Request, exc: Exception) -> Response:
     if request.method == "HEAD":
         return Response(status_code=exc.status, headers=headers)
     return Response(error_text(exc), status_code=exc.status, headers=headers, media_type="text/plain")
+
+
+async def answer_error(error: TusError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer ``error`` from an ASGI middleware, before the request reaches the app (as :func:`handle_tus_error`
+    answers it inside the app)."""
+    response = await handle_tus_error(Request(scope, receive), error)
+    await response(scope, receive, send)
 
 
 def raw_error(exc: TusError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

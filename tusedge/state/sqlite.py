@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tusedge.threads import deliver
+from tusedge.threads import deliver, settled
 
 T = TypeVar("T")
 
@@ -63,18 +63,7 @@ class SQLiteThread:
                 self._thread = threading.Thread(target=self._run, name="tusedge-sqlite", daemon=True)
                 self._thread.start()
         self._jobs.put((fn, write, future, loop))
-        # Not abandoned on cancellation: a commit in flight finishes before the caller moves on.
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            while not future.done():
-                try:
-                    await asyncio.wait((future,))
-                except asyncio.CancelledError:
-                    continue
-            if not future.cancelled():
-                future.exception()
-            raise
+        return await settled(future)  # not abandoned on cancellation: a commit in flight finishes first
 
     def _run(self) -> None:
         conn: Connection | None = None
