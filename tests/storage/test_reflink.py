@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fiemap import shared_bytes
 from loopfs import REFLINKS, loop_filesystem, used_bytes
 
-from tusedge.storage import fileops, reflink
+from tusedge.storage import fileops
 from tusedge.storage.filestore import FileStore
 
 BLOCK = 4096
@@ -41,7 +42,7 @@ def test_join_range_shares_a_range_at_aligned_offsets_up_to_the_sources_end(fs: 
     try:
         joined = fileops.join_range(src, dst, len(data), 0, BLOCK)
         os.fsync(dst)
-        shared_on_disk = reflink.shared_bytes(dst)
+        shared_on_disk = shared_bytes(dst)
     finally:
         os.close(src)
         os.close(dst)
@@ -94,7 +95,7 @@ def test_join_range_shares_a_whole_block_range_that_is_not_at_either_files_end(f
     try:
         joined = fileops.join_range(src, dst, 4 * BLOCK, BLOCK, 0)
         os.fsync(dst)
-        shared_on_disk = reflink.shared_bytes(dst, 0, 4 * BLOCK)
+        shared_on_disk = shared_bytes(dst, 0, 4 * BLOCK)
     finally:
         os.close(src)
         os.close(dst)

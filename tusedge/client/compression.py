@@ -75,18 +75,16 @@ def should_compress(mode: Mode, offered: bool, source: Source) -> bool:
 
 
 class FrameWriter:
-    """One zstd frame, fed piece by piece; ``wire`` counts the compressed bytes handed out."""
+    """One zstd frame, fed piece by piece."""
 
     def __init__(self) -> None:
         self._compressor = zstd.ZstdCompressor(level=LEVEL)
-        self.wire = 0
 
     def feed(self, data: bytes, last: bool) -> bytes:
         if last:
             out = self._compressor.compress(data, mode=zstd.ZstdCompressor.FLUSH_FRAME)
         else:
             out = self._compressor.compress(data, mode=zstd.ZstdCompressor.CONTINUE)
-        self.wire += len(out)
         return out
 
 

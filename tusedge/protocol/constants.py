@@ -45,7 +45,6 @@ class Extension(StrEnum):
     CREATION_DEFER_LENGTH = "creation-defer-length"
     EXPIRATION = "expiration"
     CHECKSUM = "checksum"
-    CHECKSUM_TRAILER = "checksum-trailer"
     TERMINATION = "termination"
     CONCATENATION = "concatenation"
     CONCATENATION_UNFINISHED = "concatenation-unfinished"

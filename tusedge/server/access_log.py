@@ -26,7 +26,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tusedge.config import Settings
 from tusedge.ids import is_upload_id
 
-FORMATS = ("json", "logfmt", "off")
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 MAX_VALUE_CHARS = 512  # user agents and paths are the client's: bounded so a line stays one atomic write
 _HTTP = {"1.0": "h1", "1.1": "h1", "2": "h2", "3": "h3"}

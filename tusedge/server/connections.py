@@ -74,14 +74,12 @@ class ConnectionTable:
     max_per_client: int
     by_forwarded_address: bool  # --trust-proxy: count connections by the forwarded address
     counts: Counter[str] = field(default_factory=Counter)
-    open_connections: int = 0
     short_of_descriptors: bool = False  # logged once each time the reserve is reached
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionTable:
         return self
 
     def open(self, peer: str, fd: int) -> Connection:
-        self.open_connections += 1
         connection = Connection(fd, None)
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         # The kernel hands out the lowest free descriptor, so this number is at most how many are in use.
@@ -121,7 +119,6 @@ class ConnectionTable:
             )
 
     def close(self, connection: Connection) -> None:
-        self.open_connections -= 1
         if connection.client is not None:
             self.counts[connection.client] -= 1
             if self.counts[connection.client] <= 0:

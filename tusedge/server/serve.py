@@ -75,17 +75,6 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
-def bind_same_port(host: str, attempts: int = 50) -> tuple[socket.socket, socket.socket]:
-    """A TCP and a UDP socket bound to the same free port on ``host``.
-
-    ``Alt-Svc: h3=":PORT"`` names one port for both, so with port 0 we cannot let TCP and UDP pick
-    their own: we bind TCP to a free port, then UDP to that number, and retry when UDP is taken.
-    """
-    tcp, udps = bind_same_port_for_workers(host, 1, attempts)
-    assert tcp is not None  # port 0: it binds one
-    return tcp, udps[0]
-
-
 def bind_same_port_for_workers(
     host: str, workers: int, attempts: int = 50, port: int = 0
 ) -> tuple[socket.socket | None, list[socket.socket]]:
