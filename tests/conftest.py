@@ -20,6 +20,10 @@ TESTS = Path(__file__).parent
 # Folders whose tests drive real processes (servers, browsers, clients), and the fixtures that start one.
 E2E_FOLDERS = (TESTS / "e2e", TESTS / "browser")
 PROCESS_FIXTURES = frozenset({"server_factory", "tusedge_server", "postgres", "postgres_url"})
+# Modules elsewhere whose tests start server processes themselves (the smoke runs of the benchmarks).
+E2E_MODULES = frozenset(
+    TESTS / name for name in ("test_benchmarks_smoke.py", "test_client_benchmark_smoke.py", "test_soak_smoke.py")
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,7 +38,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``e2e`` every test that runs a subprocess server (``-m e2e`` selects them, ``-m "not e2e"``
     is the fast loop: unit tests and the in-process layer, tests/inprocess)."""
     for item in items:
-        in_folder = any(item.path.is_relative_to(folder) for folder in E2E_FOLDERS)
+        in_folder = any(item.path.is_relative_to(folder) for folder in E2E_FOLDERS) or item.path in E2E_MODULES
         if in_folder or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
 

@@ -22,3 +22,11 @@ def test_e2e_marker_selects_the_subprocess_tests() -> None:
     e2e, fast = collected("e2e", *paths), collected("not e2e", *paths)
     assert "tests/e2e/test_core_edges.py" in e2e and "tests/e2e/test_core_edges.py" not in fast
     assert "tests/inprocess/test_wiring.py" in fast and "tests/inprocess/test_wiring.py" not in e2e
+
+
+def test_e2e_marker_selects_the_tests_that_start_servers_outside_tests_e2e() -> None:
+    """The benchmarks' smoke runs start tusedge (and peer) servers: e2e, not the fast loop."""
+    paths = ("tests/test_benchmarks_smoke.py", "tests/test_soak_smoke.py", "tests/test_app_cpu_smoke.py")
+    e2e, fast = collected("e2e", *paths), collected("not e2e", *paths)
+    assert e2e == {"tests/test_benchmarks_smoke.py", "tests/test_soak_smoke.py"}
+    assert fast == {"tests/test_app_cpu_smoke.py"}  # the app in process, no server

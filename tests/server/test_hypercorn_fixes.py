@@ -48,6 +48,7 @@ def test_a_function_that_no_longer_exists_is_refused() -> None:
     assert problems([gone], versions={}) == [f"gone: {gone.target_name} no longer exists"]
 
 
+@pytest.mark.e2e  # starts a server process
 def test_a_server_asked_to_turn_off_an_unknown_fix_does_not_start(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "tusedge", "serve", "--port", "0", "--data-dir", str(tmp_path / "data"),
@@ -66,6 +67,7 @@ def test_every_fix_is_in_the_docs_with_its_test() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e  # runs a test of tests/e2e in a pytest process
 @pytest.mark.parametrize("patch", [p for p in PATCHES if p.test], ids=lambda patch: patch.name)
 def test_each_fix_has_a_test_that_fails_without_it(patch: Patch) -> None:
     """Its test, run with just this fix off (the servers it starts get ``--hypercorn-fixes-off``), fails;
