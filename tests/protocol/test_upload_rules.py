@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from upload_records import upload_info
 
 from tusedge.errors import ExceedsUploadLength, InvalidConcat, LengthAlreadySet, MaxSizeExceeded, OffsetMismatch
 from tusedge.ids import is_upload_id, new_upload_id
@@ -25,16 +26,7 @@ A, B = "a" * 32, "b" * 32
 
 
 def _info(**changes: object) -> UploadInfo:
-    values: dict[str, object] = {
-        "id": A,
-        "offset": 0,
-        "length": 100,
-        "metadata": None,
-        "status": Status.ACTIVE,
-        "created_at": NOW,
-    }
-    values.update(changes)
-    return UploadInfo(**values)  # type: ignore[arg-type]
+    return upload_info(A, NOW, **changes)
 
 
 # --- offsets and lengths ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import base64
 from datetime import UTC, datetime
 
 import pytest
+from upload_records import upload_info
 
 from tusedge.protocol.upload import Failure, Status, UploadInfo
 from tusedge.server.responses import checksum_status
@@ -15,7 +16,7 @@ DECLARED = "checksum " + base64.b64encode(b"sha256 " + base64.b64encode(bytes(32
 
 
 def _upload(status: Status, metadata: str | None = DECLARED, **changes: object) -> UploadInfo:
-    return UploadInfo("a" * 32, 0, 5, metadata, status, datetime(2025, 3, 1, tzinfo=UTC), **changes)  # type: ignore[arg-type]
+    return upload_info("a" * 32, datetime(2025, 3, 1, tzinfo=UTC), status=status, metadata=metadata, **changes)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from upload_records import upload_info
 
 from tusedge.protocol.constants import MAX_INT64
 from tusedge.protocol.upload import ConcatKind, Failure, Status, UploadInfo
@@ -24,16 +25,7 @@ def _id(n: int) -> str:
 
 
 def _info(n: int, **changes: object) -> UploadInfo:
-    values: dict[str, object] = {
-        "id": _id(n),
-        "offset": 0,
-        "length": 100,
-        "metadata": None,
-        "status": Status.ACTIVE,
-        "created_at": NOW,
-    }
-    values.update(changes)
-    return UploadInfo(**values)  # type: ignore[arg-type]
+    return upload_info(_id(n), NOW, **changes)
 
 
 @pytest.fixture
