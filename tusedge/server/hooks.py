@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypedDict
+from typing import NotRequired, TypedDict
 
 import httpx
 
@@ -73,6 +73,15 @@ class RequestFields(TypedDict):
     path: str
     remote_addr: str | None
     headers: dict[str, str]
+
+
+class HookPayload(TypedDict):
+    """The JSON body of a hook event: its ``type`` (a HookEvent), the upload, and, for the events a request
+    asked for (pre-create, post-create), the request."""
+
+    type: str
+    upload: UploadFields
+    request: NotRequired[RequestFields]
 
 
 def upload_fields(info: UploadInfo, base_path: str) -> UploadFields:
@@ -132,7 +141,8 @@ class Hooks:
             self._client = httpx.AsyncClient(timeout=self.timeout_s)
         return self._client
 
-    async def _post(self, event: dict[str, Any] | str) -> httpx.Response:
+    async def _post(self, event: HookPayload | str) -> httpx.Response:
+        """POST one event: a payload, or one as the outbox keeps it (its JSON text)."""
         if isinstance(event, str):
             kind = json.loads(event)["type"]
             return await self._http().post(
@@ -145,7 +155,7 @@ class Hooks:
         or HookUnavailable."""
         if not self.wants(HookEvent.PRE_CREATE):
             return
-        event: dict[str, Any] = {"type": HookEvent.PRE_CREATE.value, "upload": upload}
+        event: HookPayload = {"type": HookEvent.PRE_CREATE.value, "upload": upload}
         if request is not None:
             event["request"] = request
         try:
@@ -163,7 +173,7 @@ class Hooks:
         (the change it reports has happened)."""
         if not self.wants(event_type) or self.outbox is None:
             return
-        event: dict[str, Any] = {"type": event_type.value, "upload": upload}
+        event: HookPayload = {"type": event_type.value, "upload": upload}
         if request is not None:
             event["request"] = request
         try:
