@@ -23,7 +23,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ProxyProcess:
+class LocalEndpoint:
+    """``origin`` and ``url`` (the creation endpoint, ``/files/``) of something that listens on 127.0.0.1 at
+    ``port``: a proxy in front of tusedge, a container."""
+
+    port: int
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.origin}/files/"
+
+
+class ProxyProcess(LocalEndpoint):
     """``upstream_ports``: one per tusedge node (the proxy takes turns between them). They may be set after
     construction, before ``start()``, so that a node can be told the proxy's URL before the node starts."""
 
@@ -43,14 +58,6 @@ class ProxyProcess:
         self.root = Path(tempfile.mkdtemp(prefix=f"tusedge-{self.name}-"))
         self.upstream_ports = list(upstream_ports)
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.origin}/files/"
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         """Write the configuration (for ``upstream_ports``); return the command line and extra environment."""

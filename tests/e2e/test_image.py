@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from proxy_process import free_port
+from proxy_process import LocalEndpoint, free_port
 from server_process import ROOT
 from upload_files import random_file, served_sha256
 
@@ -74,17 +74,9 @@ def keep_as_build_cache(tag: str) -> None:
 
 
 @dataclass
-class Container:
+class Container(LocalEndpoint):
     name: str
     port: int
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.origin}/files/"
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
