@@ -11,6 +11,7 @@ from tusedge.client.errors import (
     GaveUp,
     SourceChanged,
     TusClientError,
+    UploadFailed,
     UploadInProgress,
     VerificationFailed,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "SourceChanged",
     "StreamSource",
     "TusClientError",
+    "UploadFailed",
     "UploadInProgress",
     "UploadOptions",
     "UploadResult",

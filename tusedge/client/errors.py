@@ -29,6 +29,11 @@ class VerificationFailed(ClientError):
     """The server computed a different digest of the whole upload than the one this client declared."""
 
 
+class UploadFailed(ClientError):
+    """The server failed the upload for a reason other than its digest (``Upload-Checksum-Status: failed``: a
+    partial upload of a final upload was gone before it was joined); it will never be complete."""
+
+
 class SourceChanged(ClientError):
     """The file changed (shrank) while it was being uploaded."""
 

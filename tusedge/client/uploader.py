@@ -20,7 +20,7 @@ import anyio.to_thread
 import httpx
 
 from tusedge.client import boundaries, checksums, compression, resource
-from tusedge.client.errors import TusClientError, VerificationFailed
+from tusedge.client.errors import TusClientError, UploadFailed, VerificationFailed
 from tusedge.client.options import DEFAULT_CHUNK_BYTES as DEFAULT_CHUNK_BYTES
 from tusedge.client.options import WITH_CREATION_BYTES, node_endpoint
 from tusedge.client.options import UploadOptions as UploadOptions
@@ -124,12 +124,17 @@ class _Run:
         parts: list[Part] = []
         if final_url is not None and stored is not None:
             # Declared early by a run that stopped before its parts were all in: their rest goes now. Parts
-            # the server no longer has were joined into the final and retired: nothing is left to send.
+            # the server no longer has were joined into the final and retired (only once it is complete).
             parts = await self._resumable_parts(stored)
             if parts:
                 self.tally.resumed_from = 0
                 await self._send_parts(parts, digest_algorithm, key, final_url)
-        else:
+            elif not await self._complete(final_url):
+                # A part is gone (deleted, expired) before the final got its bytes: it can never complete.
+                final_url = stored = None
+                self.tally.resumed_from = 0
+                await self._forget(key)
+        if final_url is None:
             parts = await self._resumable_parts(stored) if stored else []
             if not parts:
                 digest = None
@@ -310,7 +315,14 @@ class _Run:
             await asyncio.sleep(poll_delay(loop.time() - started))
         if state.checksum_status == "mismatch":
             raise VerificationFailed(f"{url}: the server's digest of the upload differs from this file's")
+        if state.checksum_status == "failed":
+            raise UploadFailed(f"{url}: the server failed the upload (a partial upload of it is gone)")
         return state.checksum_status
+
+    async def _complete(self, url: str) -> bool:
+        """Whether the server has all of a final upload's bytes (HEAD shows a final's offset only then)."""
+        state = await self.attempts.run(functools.partial(resource.head, self.client, url))
+        return state.offset is not None
 
 
 async def upload(
