@@ -268,6 +268,33 @@ def test_whole_file_digest_mismatch_of_a_concatenated_final_marks_it_failed(tuse
         assert client.get(bad).status_code == 422
 
 
+def test_a_final_declared_early_fails_at_once_when_one_of_its_parts_is_terminated(
+    tusedge_server: ServerProcess,
+) -> None:
+    """concatenation-unfinished: a final waiting for a part that is then deleted can never be complete. It
+    fails at once (HEAD: Upload-Checksum-Status failed; GET 422 with the reason) instead of staying
+    unfinished until it expires; the other part is untouched."""
+    data = os.urandom(2 * MiB + 3)
+    half = len(data) // 2
+    with httpx.Client(timeout=60) as client:
+        urls = [
+            create(client, tusedge_server, {"Upload-Length": str(length), "Upload-Concat": "partial"})
+            for length in (half, len(data) - half)
+        ]
+        assert client.patch(urls[0], content=data[:half], headers={**OCTETS, "Upload-Offset": "0"}).status_code == 204
+        final = create(
+            client,
+            tusedge_server,
+            {"Upload-Concat": "final;" + " ".join(urls), "Upload-Metadata": digest_metadata(data)},
+        )
+        assert client.head(final, headers=TUS).headers["Upload-Checksum-Status"] == "pending"
+        assert client.delete(urls[1], headers=TUS).status_code == 204
+        assert client.head(final, headers=TUS).headers["Upload-Checksum-Status"] == "failed"
+        answer = client.get(final)
+        assert answer.status_code == 422 and "partial upload" in answer.text, answer.text
+        assert client.head(urls[0], headers=TUS).headers["Upload-Offset"] == str(half)
+
+
 def test_declared_digest_with_unsupported_algorithm_is_400(tusedge_server: ServerProcess) -> None:
     meta = "checksum " + base64.b64encode(b"whirlpool AAAA").decode()
     with httpx.Client(timeout=30) as client:

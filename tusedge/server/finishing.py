@@ -84,6 +84,18 @@ class Finisher:
         for final in await self.repo.finals_waiting_for(part_id):
             await self.parts_changed(final.id)
 
+    async def part_gone(self, part_id: str) -> None:
+        """concatenation-unfinished: a partial upload was terminated or expired before a final naming it was
+        complete. That final can never be complete: it fails at once (part-gone), so HEAD says so and GET
+        answers 422, instead of it waiting, unfinished, until it expires."""
+        for final in await self.repo.finals_waiting_for(part_id):
+            reason = "a partial upload of this final upload is gone"
+            if await self.repo.claim(
+                final.id, self.clock(), Status.ACTIVE, status=Status.FAILED, error=reason, failure=Failure.PART_GONE
+            ):
+                log.warning("upload %s failed: %s (%s)", final.id, reason, part_id)
+                self.metrics.uploads_failed.inc()
+
     async def parts_changed(self, final_id: str) -> None:
         """Start the merge of a waiting final upload if all its parts are now complete."""
         final = await self.repo.get(final_id)

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from tusedge.errors import UploadLocked
 from tusedge.events import HookEvent
-from tusedge.protocol.upload import Status
+from tusedge.protocol.upload import ConcatKind, Status
 from tusedge.server import lifecycle
 from tusedge.server.components import Components
 from tusedge.server.finishing import Finisher
@@ -24,23 +24,27 @@ from tusedge.server.hooks import upload_fields
 log = logging.getLogger("tusedge")
 
 
-async def expire(c: Components) -> int:
-    """Retire expired unfinished uploads and their files; return how many. Uploads in use are skipped
-    until the next round."""
+async def expire(c: Components, finisher: Finisher) -> int:
+    """Retire expired unfinished uploads and their files (a final waiting for an expired part fails);
+    return how many. Uploads in use are skipped until the next round."""
     removed = 0
     for upload_id in await c.repository.expired(c.clock()):
         try:
             lock = await c.locker.acquire(upload_id, 0, ask_release=False)
         except UploadLocked:
             continue
+        gone = None
         try:
             info = await c.repository.get(upload_id)
             if info is not None and info.expired_at(c.clock()):
                 await lifecycle.retire(c, upload_id, Status.EXPIRED)
+                gone = info
                 await c.hooks.notify(HookEvent.POST_EXPIRE, upload_fields(info, c.settings.base_path))
                 removed += 1
         finally:
             await lock.release()
+        if gone is not None and gone.concat is ConcatKind.PARTIAL:
+            await finisher.part_gone(upload_id)
     if removed:
         log.info("removed %d expired upload(s)", removed)
     return removed
@@ -58,7 +62,7 @@ async def purge(c: Components) -> None:
 
 async def reap(c: Components, finisher: Finisher) -> int:
     """One round of every job, in order (``tusedge uploads gc``); return how many uploads expired."""
-    removed = await expire(c)
+    removed = await expire(c, finisher)
     await finisher.resume_pending()
     await purge(c)
     return removed
@@ -68,7 +72,7 @@ async def run_reaper(c: Components, finisher: Finisher, interval_s: float) -> No
     """A round every ``interval_s`` until cancelled. Each job is on its own: one that fails (e.g. a locked
     database) is logged and does not keep the others from their turn, nor the next round from coming."""
     jobs: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
-        ("expiry", lambda: expire(c)),
+        ("expiry", lambda: expire(c, finisher)),
         ("finishing resume", finisher.resume_pending),
         ("purge", lambda: purge(c)),
     )

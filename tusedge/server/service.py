@@ -372,6 +372,8 @@ class TusService:
             await lifecycle.retire(self.components, upload_id, Status.TERMINATED)
         finally:
             await lock.release()
+        if info.concat is ConcatKind.PARTIAL:
+            await self.finisher.part_gone(upload_id)
         await self.components.hooks.notify(HookEvent.POST_TERMINATE, upload_fields(info, self.settings.base_path))
 
     # --- downloads -----------------------------------------------------------------------------------
