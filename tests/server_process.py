@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _RUNNING = re.compile(r"Running on (https?)://([^\s:]+|\[[^\]]+\]):(\d+)")
+_WORKER_RUNNING = re.compile(r"\[(\d+)\] \[INFO\] Running on ")
 
 
 class ServerProcess:
@@ -80,6 +81,19 @@ class ServerProcess:
                 self.kill()
                 raise RuntimeError("tusedge did not start:\n" + "".join(self.log))
         return self
+
+    def wait_for_workers(self, count: int, timeout: float = 60.0) -> list[int]:
+        """The pids of ``count`` worker processes once each has said it is running. The server counts as
+        started at the first such line; with ``--workers N`` the others may still be starting, and until
+        they listen every connection (or QUIC datagram) goes to the first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = sorted({int(m.group(1)) for line in list(self.log) if (m := _WORKER_RUNNING.search(line))})
+            if len(pids) >= count:
+                return pids
+            assert self.proc is not None and self.proc.poll() is None, "".join(self.log)
+            assert time.monotonic() < deadline, f"{len(pids)} of {count} workers running:\n" + "".join(self.log)
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful stop (SIGTERM), then SIGKILL if it does not exit."""

@@ -56,6 +56,7 @@ async def test_http3_clients_spread_over_workers_and_every_upload_is_intact(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
     server, certfile = https_server(server_factory, tmp_path, "--http3", "--workers", "2")
+    server.wait_for_workers(2)  # both have bound their UDP socket: until then every datagram goes to one
     pids = worker_pids(server)
     assert len(pids) == 2
     before = {pid: cpu_seconds(pid) for pid in pids}

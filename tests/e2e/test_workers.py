@@ -107,9 +107,43 @@ def cpu_ticks(pid: int) -> int:
 
 @pytest.fixture
 def two_workers(server_factory: ServerFactory) -> ServerProcess:
-    return server_factory(
+    server = server_factory(
         "--workers", "2", "--lock-timeout-s", str(LOCK_TIMEOUT_S), "--stale-lock-s", str(STALE_LOCK_S)
     )  # fmt: skip
+    server.wait_for_workers(2)  # both accept connections (a test that wants one on each would otherwise fail)
+    return server
+
+
+def wait_until_read(sock: socket.socket, server: ServerProcess, timeout_s: float = 10.0) -> None:
+    """Wait until the server process has read everything sent on ``sock``: nothing in our send queue, nothing
+    in its receive queue (the tx_queue:rx_queue field of /proc/net/tcp for each end)."""
+    client = f"0100007F:{sock.getsockname()[1]:04X}"
+    server_end = f"0100007F:{server.port:04X}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        queues = {}
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if (fields[1], fields[2]) in ((client, server_end), (server_end, client)):
+                tx, rx = fields[4].split(":")
+                queues[fields[1]] = int(tx, 16) if fields[1] == client else int(rx, 16)
+        if len(queues) == 2 and not any(queues.values()):
+            return
+        assert time.monotonic() < deadline, f"bytes still queued after {timeout_s} s: {queues}"
+        time.sleep(0.02)
+
+
+def wait_until_locked(server: ServerProcess, url: str, timeout_s: float = 10.0) -> None:
+    """Wait until a worker holds the upload's lock: its lock file's inode is flocked in /proc/locks."""
+    path = server.data_dir / "locks" / (url.rstrip("/").rsplit("/", 1)[1] + ".lock")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if path.exists():
+            inode = f":{path.stat().st_ino} "
+            if any("FLOCK" in line and inode in line for line in Path("/proc/locks").read_text().splitlines()):
+                return
+        assert time.monotonic() < deadline, f"no worker took the lock of {url}"
+        time.sleep(0.02)
 
 
 def test_workers_2_runs_two_processes_and_concurrent_uploads_all_complete(two_workers: ServerProcess) -> None:
@@ -175,7 +209,7 @@ def test_concurrent_patches_on_two_workers_are_refused_without_interleaving(two_
     url = create_upload(two_workers.url, len(data))
     holder = RawRequest("PATCH", url, patch_headers(0, len(data)), sock=first)
     sender = BodySender(holder, data, rate_bytes_per_s=256 * KIB, chunk_bytes=16 * KIB).start()
-    time.sleep(0.5)  # worker A has taken the lock
+    wait_until_locked(two_workers, url)  # worker A has taken the lock
     other = RawRequest("PATCH", url, patch_headers(0, len(intruder)), sock=second)
     other.send(intruder)
     refused = other.read_response()
@@ -204,7 +238,8 @@ def test_quiet_holder_on_one_worker_gives_way_to_a_patch_on_the_other(two_worker
     url = create_upload(two_workers.url, len(data))
     stale = RawRequest("PATCH", url, patch_headers(0, len(data)), sock=first)
     stale.send(data[:sent])
-    time.sleep(0.3)
+    wait_until_locked(two_workers, url)  # worker A holds the lock
+    wait_until_read(first, two_workers)  # and has read every byte sent (none left in either socket queue)
     started = time.monotonic()
     takeover = RawRequest("PATCH", url, patch_headers(0, 100_000), sock=second)
     takeover.send(data[:100_000])
