@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from observe import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 _RUNNING = re.compile(r"Running on (https?)://([^\s:]+|\[[^\]]+\]):(\d+)")
 _WORKER_RUNNING = re.compile(r"\[(\d+)\] \[INFO\] Running on ")
@@ -86,14 +88,13 @@ class ServerProcess:
         """The pids of ``count`` worker processes once each has said it is running. The server counts as
         started at the first such line; with ``--workers N`` the others may still be starting, and until
         they listen every connection (or QUIC datagram) goes to the first."""
-        deadline = time.monotonic() + timeout
-        while True:
-            pids = sorted({int(m.group(1)) for line in list(self.log) if (m := _WORKER_RUNNING.search(line))})
-            if len(pids) >= count:
-                return pids
+
+        def running() -> list[int] | None:
             assert self.proc is not None and self.proc.poll() is None, "".join(self.log)
-            assert time.monotonic() < deadline, f"{len(pids)} of {count} workers running:\n" + "".join(self.log)
-            time.sleep(0.05)
+            pids = sorted({int(m.group(1)) for line in list(self.log) if (m := _WORKER_RUNNING.search(line))})
+            return pids if len(pids) >= count else None
+
+        return wait_for(running, f"{count} workers running", timeout_s=timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful stop (SIGTERM), then SIGKILL if it does not exit."""

@@ -40,13 +40,15 @@ def data_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
 
 
 class Concat:
-    """Three partial uploads and their final, declared at once (the parts still empty)."""
+    """Partial uploads (three of ``SIZES`` unless told) and their final, declared at once (the parts still
+    empty)."""
 
-    def __init__(self, server: ServerProcess) -> None:
+    def __init__(self, server: ServerProcess, sizes: list[int] = SIZES) -> None:
         self.server = server
-        self.data = [os.urandom(size) for size in SIZES]
+        self.sizes = sizes
+        self.data = [os.urandom(size) for size in sizes]
         self.parts = []
-        for size in SIZES:
+        for size in sizes:
             made = httpx.post(server.url, headers={**TUS, "Upload-Length": str(size), "Upload-Concat": "partial"})
             assert made.status_code == 201
             self.parts.append(made.headers["Location"])
@@ -66,7 +68,7 @@ class Concat:
         return [line.split() for line in self.record.read_text().splitlines()] if self.record.exists() else []
 
     def wait_complete(self) -> None:
-        total = sum(SIZES)
+        total = sum(self.sizes)
         wait_for(lambda: httpx.head(self.final, headers=TUS).headers.get("Upload-Offset") == str(total),
                  "the final complete")  # fmt: skip
 
@@ -112,15 +114,9 @@ def test_committed_bytes_of_a_part_still_uploading_are_joined_and_the_merge_join
     on XFS — and after the last byte the merge has only the rest left (ext4 would copy the whole file then)."""
     kind, mount = data_fs
     server = server_factory(data_dir=mount / "data")
-    sizes = [48 * MIB, 4 * MIB + 12_345]
-    data = [os.urandom(size) for size in sizes]
-    parts = []
-    for size in sizes:
-        made = httpx.post(server.url, headers={**TUS, "Upload-Length": str(size), "Upload-Concat": "partial"})
-        parts.append(made.headers["Location"])
-    final = httpx.post(server.url, headers={**TUS, "Upload-Concat": "final;" + " ".join(parts)}).headers["Location"]
-    final_id, part0 = final.rsplit("/", 1)[1], parts[0].rsplit("/", 1)[1]
-    record = server.data_dir / "uploads" / f"{final_id}.joined"
+    up = Concat(server, [48 * MIB, 4 * MIB + 12_345])
+    sizes, data, parts, final_id, record = up.sizes, up.data, up.parts, up.final_id, up.record
+    part0 = parts[0].rsplit("/", 1)[1]
 
     first = 40 * MIB + 5  # committed part-way, not on a unit
     assert patch(parts[0], 0, data[0][:first]).status_code == 204
@@ -135,12 +131,11 @@ def test_committed_bytes_of_a_part_still_uploading_are_joined_and_the_merge_join
 
     assert patch(parts[0], first, data[0][first:]).status_code == 204
     assert patch(parts[1], 0, data[1]).status_code == 204
-    wait_for(lambda: httpx.head(final, headers=TUS).headers.get("Upload-Offset") == str(sum(sizes)), "the final")
-    (found,) = [m for m in map(MERGED.search, server.log) if m]
-    _, length, shared_now, copied_now, earlier = (int(g) for g in found.groups())
+    up.wait_complete()
+    _, length, shared_now, copied_now, earlier = up.merged()
     assert length == sum(sizes) and earlier >= 40 * MIB
     assert earlier + shared_now + copied_now == sum(sizes)
-    assert served_sha256(final) == hashlib.sha256(b"".join(data)).hexdigest()
+    assert up.exact()
     assert not record.exists()
 
 
@@ -269,22 +264,16 @@ def test_a_kill_9_right_as_a_part_completes_still_gives_a_byte_exact_final(serve
     """The server is killed the moment a part's last PATCH is answered, i.e. while its early join runs (or
     just before or after it): whatever made it to disk, the final is exact once the other parts are in."""
     server = server_factory()
-    sizes = [32 * MIB, 32 * MIB, 32 * MIB + 7]
-    data = [os.urandom(size) for size in sizes]
-    parts = []
-    for size in sizes:
-        made = httpx.post(server.url, headers={**TUS, "Upload-Length": str(size), "Upload-Concat": "partial"})
-        parts.append(made.headers["Location"])
-    final = httpx.post(server.url, headers={**TUS, "Upload-Concat": "final;" + " ".join(parts)}).headers["Location"]
-    assert patch(parts[0], 0, data[0]).status_code == 204
+    up = Concat(server, [32 * MIB, 32 * MIB, 32 * MIB + 7])
+    sizes, data, parts = up.sizes, up.data, up.parts
+    up.send(0)
     server.kill()  # kill -9, with the early join of part 0 just started
     server.start()
     for url, chunk in zip(parts[1:], data[1:], strict=True):
         assert patch(url, 0, chunk).status_code == 204
-    wait_for(lambda: httpx.head(final, headers=TUS).headers.get("Upload-Offset") == str(sum(sizes)),
-             "the final complete")  # fmt: skip
-    assert served_sha256(final) == hashlib.sha256(b"".join(data)).hexdigest()
-    (found,) = [m for m in map(MERGED.search, server.log) if m]
+    up.wait_complete()
+    assert up.exact()
+    _, _, shared, copied, earlier = up.merged()
     # Part 0 was recorded before the kill or joined again after it (with part 1, early, or by the merge).
-    assert int(found[5]) in (0, sizes[0], sizes[0] + sizes[1])
-    assert int(found[3]) + int(found[4]) + int(found[5]) == sum(sizes)
+    assert earlier in (0, sizes[0], sizes[0] + sizes[1])
+    assert shared + copied + earlier == sum(sizes)

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from observe import wait_for
 from rawhttp import (
     KIB,
     TUS,
@@ -114,36 +115,35 @@ def two_workers(server_factory: ServerFactory) -> ServerProcess:
     return server
 
 
-def wait_until_read(sock: socket.socket, server: ServerProcess, timeout_s: float = 10.0) -> None:
+def wait_until_read(sock: socket.socket, server: ServerProcess) -> None:
     """Wait until the server process has read everything sent on ``sock``: nothing in our send queue, nothing
     in its receive queue (the tx_queue:rx_queue field of /proc/net/tcp for each end)."""
     client = f"0100007F:{sock.getsockname()[1]:04X}"
     server_end = f"0100007F:{server.port:04X}"
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def drained() -> bool:
         queues = {}
         for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
             fields = line.split()
             if (fields[1], fields[2]) in ((client, server_end), (server_end, client)):
                 tx, rx = fields[4].split(":")
                 queues[fields[1]] = int(tx, 16) if fields[1] == client else int(rx, 16)
-        if len(queues) == 2 and not any(queues.values()):
-            return
-        assert time.monotonic() < deadline, f"bytes still queued after {timeout_s} s: {queues}"
-        time.sleep(0.02)
+        return len(queues) == 2 and not any(queues.values())
+
+    wait_for(drained, "the server to read every byte sent", timeout_s=10)
 
 
-def wait_until_locked(server: ServerProcess, url: str, timeout_s: float = 10.0) -> None:
+def wait_until_locked(server: ServerProcess, url: str) -> None:
     """Wait until a worker holds the upload's lock: its lock file's inode is flocked in /proc/locks."""
     path = server.data_dir / "locks" / (url.rstrip("/").rsplit("/", 1)[1] + ".lock")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if path.exists():
-            inode = f":{path.stat().st_ino} "
-            if any("FLOCK" in line and inode in line for line in Path("/proc/locks").read_text().splitlines()):
-                return
-        assert time.monotonic() < deadline, f"no worker took the lock of {url}"
-        time.sleep(0.02)
+
+    def locked() -> bool:
+        if not path.exists():
+            return False
+        inode = f":{path.stat().st_ino} "
+        return any("FLOCK" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
+
+    wait_for(locked, f"a worker to take the lock of {url}", timeout_s=10)
 
 
 def test_workers_2_runs_two_processes_and_concurrent_uploads_all_complete(two_workers: ServerProcess) -> None:
