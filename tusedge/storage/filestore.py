@@ -245,14 +245,12 @@ class FileStore:
 
         def work() -> bytes:
             hasher = algorithm()
-            with open(self.path(upload_id), "rb", buffering=0) as fh:
-                left = length
-                while left > 0:
-                    block = fh.read(min(left, 4 * 1024 * 1024))
-                    if not block:
-                        raise OSError(errno.EIO, "upload file is shorter than its length")
-                    hasher.update(block)
-                    left -= len(block)
+            fd = fileops.open_read(str(self.path(upload_id)))
+            try:
+                if not fileops.hash_range(fd, hasher, length):
+                    raise OSError(errno.EIO, "upload file is shorter than its length")
+            finally:
+                fileops.close(fd)
             return bytes(hasher.digest())
 
         return await run_storage(upload_id, work)
