@@ -85,14 +85,30 @@ def run_chromium_over_quic(
             browser.wait(10)
 
 
-def quic_response_headers(netlog: Path) -> list[list[str]]:
-    """Response headers Chromium read from QUIC streams, from its net log (left unterminated when the
-    browser is stopped; Chromium documents closing the event list as the fix)."""
+def _read_netlog(netlog: Path) -> tuple[dict[str, Any], dict[int, str]]:
+    """The net log (left unterminated when the browser is stopped; Chromium documents closing the event
+    list as the fix) and its event type names by number."""
     text = netlog.read_text().rstrip()
     if not text.endswith("]}"):
         text = text.rstrip(",") + "]}"
     log = json.loads(text)
-    names = {number: name for name, number in log["constants"]["logEventTypes"].items()}
+    return log, {number: name for name, number in log["constants"]["logEventTypes"].items()}
+
+
+def quic_came_through_a_retry(netlog: Path) -> bool:
+    """Whether the server's QUIC transport parameters name a Retry's connection id (RFC 9000 7.3: a
+    server that sent a Retry must), from Chromium's net log."""
+    log, names = _read_netlog(netlog)
+    return any(
+        "retry_source_connection_id" in event.get("params", {}).get("quic_transport_parameters", "")
+        for event in log["events"]
+        if names.get(event["type"]) == "QUIC_SESSION_TRANSPORT_PARAMETERS_RECEIVED"
+    )
+
+
+def quic_response_headers(netlog: Path) -> list[list[str]]:
+    """Response headers Chromium read from QUIC streams, from its net log."""
+    log, names = _read_netlog(netlog)
     return [
         event["params"]["headers"]
         for event in log["events"]

@@ -162,6 +162,13 @@ class Settings:
     http3: bool = field(
         default=False, metadata=_help("also serve HTTP/3 over QUIC (needs TLS; with workers, one UDP socket each)")
     )
+    http3_steering: str = field(
+        default="cid",
+        metadata=_help(
+            "with http3 and workers: cid (each connection's ids name its worker, new connections go to the"
+            " workers in turn through a QUIC Retry) or hash (the kernel's address hash picks the worker)"
+        ),
+    )
     trust_proxy: bool = field(
         default=False, metadata=_help("trust X-Forwarded-Proto/-Host from a reverse proxy in front")
     )
@@ -208,6 +215,8 @@ class Settings:
             raise SettingsError("part_alignment_bytes must be 0 or a multiple of 4 KiB")
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
+        if self.http3_steering not in ("cid", "hash"):
+            raise SettingsError("http3_steering must be cid or hash")
         if bool(self.certfile) != bool(self.keyfile):
             raise SettingsError("certfile and keyfile go together")
         if self.http3 and not self.certfile:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from quic_browser import CHROMIUM, page_server, quic_response_headers, run_chromium_over_quic
+from quic_browser import CHROMIUM, page_server, quic_came_through_a_retry, quic_response_headers, run_chromium_over_quic
 from quic_trace import TracedH3Transport
 from server_process import ROOT, ServerFactory, ServerProcess
 from tls_servers import https_server, make_cert
@@ -509,12 +509,18 @@ _PAGE = """<!doctype html><meta charset="utf-8"><script>
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
-def test_chromium_uploads_over_http3_with_quic_forced(server_factory: ServerFactory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_chromium_uploads_over_http3_with_quic_forced(
+    server_factory: ServerFactory, tmp_path: Path, workers: str
+) -> None:
     """A real browser: headless Chromium with QUIC forced for the server's origin and our self-signed
     certificate pinned by SPKI runs fetch() POST, two PATCHes and HEAD; its net log shows the answers
-    came over QUIC from Hypercorn's HTTP/3, and the stored file is what the page sent."""
+    came over QUIC from Hypercorn's HTTP/3, and the stored file is what the page sent. With 2 workers
+    its connection comes through a QUIC Retry (the net log shows it) and is steered by connection id."""
     assert CHROMIUM is not None
-    server, certfile = h3_server(server_factory, tmp_path)
+    server, certfile = h3_server(server_factory, tmp_path, "--workers", workers)
+    if workers != "1":
+        server.wait_for_workers(int(workers))
     size = 3_000_001
     expected = bytes((i * 31 + 7) & 255 for i in range(size))
     netlog = tmp_path / "netlog.json"
@@ -538,5 +544,6 @@ def test_chromium_uploads_over_http3_with_quic_forced(server_factory: ServerFact
     patch_answers = [h for h in quic_headers if ":status: 204" in h and f"upload-offset: {size}" in h]
     assert patch_answers, "Chromium did not get the last PATCH's answer over QUIC"
     assert "server: hypercorn-h3" in patch_answers[0]
+    assert quic_came_through_a_retry(netlog) == (workers != "1")
     download = httpx.get(result["url"], verify=ssl_context_for(certfile), timeout=60)
     assert sha256(download.content) == sha256(expected)

@@ -23,6 +23,7 @@ from tusedge.server import hypercorn_fixes
 from tusedge.server.connections import raise_nofile_limit
 from tusedge.server.hypercorn_fixes.h2 import H2_MAX_FRAME_BYTES
 from tusedge.server.metrics import prepare_multiprocess
+from tusedge.server.quic_steering import Steering, steer
 from tusedge.server.workers import run_workers
 from tusedge.state.database import create_engine, create_schema
 
@@ -145,15 +146,18 @@ def serve(settings: Settings) -> int:
     metrics_dir = prepare_multiprocess() if settings.workers > 1 and settings.metrics else None
     config = hypercorn_config(settings)
     more_quic: list[socket.socket] = []  # with --workers: the UDP sockets of workers 2..N
+    steering: list[Steering] | None = None
     if settings.http3 and (settings.port == 0 or settings.workers > 1):
         tcp, udps = bind_same_port_for_workers(settings.host, settings.workers, port=settings.port)
+        if settings.workers > 1 and settings.http3_steering == "cid":
+            steering = steer(udps, lambda line: print(line, file=sys.stderr))
         # Hypercorn adopts already-bound sockets through fd:// binds; detach() hands the descriptors over.
         if tcp is not None:
             config.bind = [f"fd://{tcp.detach()}"]
         config.quic_bind = [f"fd://{udps[0].detach()}"]
         more_quic = udps[1:]
     try:
-        return run(config) if settings.workers == 1 else run_workers(config, settings.workers, more_quic)
+        return run(config) if settings.workers == 1 else run_workers(config, settings.workers, more_quic, steering)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

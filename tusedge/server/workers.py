@@ -13,6 +13,7 @@ exit status says so, so a process manager restarts all of it (Hypercorn's runner
 
 from __future__ import annotations
 
+import copy
 import logging
 import multiprocessing
 import os
@@ -25,6 +26,8 @@ from types import FrameType
 
 from hypercorn.config import Config, Sockets
 
+from tusedge.server.quic_steering import Steering
+
 log = logging.getLogger("tusedge")
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT)
@@ -33,9 +36,12 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT)
 AS_SIGTERM = (signal.SIGHUP,)
 
 
-def run_workers(config: Config, count: int, more_quic: Sequence[socket.socket] = ()) -> int:
+def run_workers(
+    config: Config, count: int, more_quic: Sequence[socket.socket] = (), steering: Sequence[Steering] | None = None
+) -> int:
     """``more_quic``: with HTTP/3, the UDP sockets (SO_REUSEPORT, one port) of workers 2..N; the first
-    worker takes the one of ``config.quic_bind``. Each worker then reads only its own QUIC socket."""
+    worker takes the one of ``config.quic_bind``. Each worker then reads only its own QUIC socket.
+    ``steering``: one per worker, when the steering program is attached to their group (quic_steering)."""
     from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 
     worker = uvloop_worker if config.worker_class == "uvloop" else asyncio_worker
@@ -68,7 +74,11 @@ def run_workers(config: Config, count: int, more_quic: Sequence[socket.socket] =
                 if more_quic
                 else sockets
             )
-            process = context.Process(target=worker, kwargs={"config": config, "sockets": own})
+            own_config = config
+            if steering is not None:
+                own_config = copy.copy(config)
+                own_config.tusedge_quic_steering = steering[index]  # type: ignore[attr-defined]
+            process = context.Process(target=worker, kwargs={"config": own_config, "sockets": own})
             process.start()
             processes.append(process)
             if stopping:  # a signal came while we were starting them: the new one gets it too

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from tusedge.server.hypercorn_fixes import h2, h3, h11, quic, tcp
+from tusedge.server.hypercorn_fixes import h2, h3, h11, quic, quic_workers, tcp
 from tusedge.server.hypercorn_fixes.table import FixesMismatch, Patch, apply, verify
 
-PATCHES: tuple[Patch, ...] = (*tcp.PATCHES, *h11.PATCHES, *h2.PATCHES, *h3.PATCHES, *quic.PATCHES)
+PATCHES: tuple[Patch, ...] = (
+    *tcp.PATCHES, *h11.PATCHES, *h2.PATCHES, *h3.PATCHES, *quic.PATCHES, *quic_workers.PATCHES
+)  # fmt: skip
 
 __all__ = ["PATCHES", "FixesMismatch", "Patch", "check", "install"]
 

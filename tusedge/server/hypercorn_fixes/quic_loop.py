@@ -50,6 +50,10 @@ from hypercorn.protocol.quic import QuicProtocol
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import parse_socket_addr
 
+from tusedge.server.hypercorn_fixes.quic_workers import steer_configuration
+from tusedge.server.quic_retry import RetryAdmission
+from tusedge.server.quic_steering import Steering
+
 log = logging.getLogger("tusedge.quic")
 
 BATCH = 64
@@ -96,6 +100,12 @@ class BatchedQuic:
         self.connections: dict[bytes, _Connection] = {}
         self.loop = asyncio.get_running_loop()
         self.dropped = 0
+        # --workers with steering (quic_steering.py): new connections come through a Retry, and the ids
+        # this worker issues name it.
+        steering = getattr(server.config, "tusedge_quic_steering", None)
+        self.admission = RetryAdmission(steering) if isinstance(steering, Steering) else None
+        if isinstance(steering, Steering):
+            steer_configuration(self.quic_protocol.quic_config, steering)
 
     @property
     def idle(self) -> bool:
@@ -125,8 +135,16 @@ class BatchedQuic:
             and header.packet_type == PACKET_TYPE_INITIAL
             and not qp.context.terminated.is_set()
         ):
+            original, retry = header.destination_cid, None
+            if self.admission is not None:
+                admitted = self.admission.admit(header, address, self.transport.sendto)
+                if admitted is None:
+                    return None  # answered with a Retry (or refused)
+                original, retry = admitted
             quic = QuicConnection(
-                configuration=qp.quic_config, original_destination_connection_id=header.destination_cid
+                configuration=qp.quic_config,
+                original_destination_connection_id=original,
+                retry_source_connection_id=retry,
             )
             connection = _Connection(quic, {header.destination_cid, quic.host_cid}, address)
             self.connections[header.destination_cid] = connection
