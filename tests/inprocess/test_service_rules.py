@@ -85,3 +85,16 @@ async def test_a_refused_patch_does_not_set_the_deferred_length(tus: InProcess) 
     assert (await tus.patch(path, 3, b"12", **{"Upload-Length": "10"})).status_code == 409
     head = await tus.head(path)
     assert head.headers["Upload-Defer-Length"] == "1" and "Upload-Length" not in head.headers
+
+
+async def test_a_patch_to_an_unknown_or_terminated_upload_leaves_no_lock_files(tus: InProcess) -> None:
+    """An error response changes nothing: a PATCH (which takes a free lock before it reads the upload) to an
+    id that names no upload is 404, to a terminated one 410, and neither leaves a lock file behind."""
+    locks = tus.components.settings.locks_dir
+    before = set(locks.iterdir()) if locks.exists() else set()
+    unknown = "/files/" + "0" * 32
+    assert (await tus.patch(unknown, 0, b"12345")).status_code == 404
+    path = await tus.create(10)
+    assert (await tus.client.delete(path, headers=TUS)).status_code == 204
+    assert (await tus.patch(path, 0, b"12345")).status_code == 410
+    assert set(locks.iterdir()) == before

@@ -46,6 +46,7 @@ from tusedge.protocol.upload import (
     room_left,
 )
 from tusedge.server import lifecycle
+from tusedge.server.appendlock import lock_if_free
 from tusedge.server.body import BodyPump, Ending
 from tusedge.server.components import Components
 from tusedge.server.finishing import Finisher
@@ -217,27 +218,35 @@ class TusService:
 
     # --- core: PATCH ---------------------------------------------------------------------------------
     async def append(self, upload_id: str, request: AppendChunk, body: AsyncIterator[bytes]) -> UploadInfo:
-        info = await self.get(upload_id)
-        if info.is_final:
-            # concatenation: "The Server MUST respond with the 403 Forbidden status to PATCH requests
-            # against a final upload URL and MUST NOT modify the final or its partial uploads."
-            raise ModifyFinalUpload()
-        # Fail fast, before the lock: a request that is bound to be refused must not even ask the lock's
-        # holder to give way. Everything is checked again under the lock.
-        self._check_append(info, request)
-        lock = await self.locker.acquire(upload_id, self.settings.lock_timeout_s)
+        held = await lock_if_free(self.locker, upload_id, self.get)
+        info: UploadInfo | None = None
+        if held is None:
+            # Taken: fail fast before asking for it, so a request that is bound to be refused never makes the
+            # holder give way. Everything is checked again under the lock.
+            self._check_append(self._appendable(await self.get(upload_id)), request)
+            lock = await self.locker.acquire(upload_id, self.settings.lock_timeout_s)
+        else:
+            lock, info = held
         try:
-            info = await self.get(upload_id)
+            if info is None:
+                info = await self.get(upload_id)
+            length = self._check_append(self._appendable(info), request)
             if info.status is not Status.ACTIVE:
-                check_offset(info, request.offset)
                 return self._append_to_finished(info, request)
-            length = self._check_append(info, request)
             # A length declared now (creation-defer-length) is committed with the body's bytes, never
             # before: a PATCH refused after this point leaves the upload's length as it was.
             info = await self._write_body(info, lock, body, length, request.content_length, request.checksum)
         finally:
             await lock.release()
         return await self._after_write(info)
+
+    @staticmethod
+    def _appendable(info: UploadInfo) -> UploadInfo:
+        if info.is_final:
+            # concatenation: "The Server MUST respond with the 403 Forbidden status to PATCH requests
+            # against a final upload URL and MUST NOT modify the final or its partial uploads."
+            raise ModifyFinalUpload()
+        return info
 
     def _check_append(self, info: UploadInfo, request: AppendChunk) -> int | None:
         """The upload's length after this PATCH, or the reason it is refused (nothing is changed here)."""
