@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks.servers import ROOT, RunningServer, ServerSpec
-from benchmarks.workloads import GIB, MIB, make_random_file, single_upload
+from benchmarks.workloads import GIB, MIB, make_random_file, single_upload, small_uploads
 
 
 def checkout(sha: str) -> Path:
@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patch-mib", type=int, action="append", help="PATCH size (0: one PATCH); repeatable")
     parser.add_argument("--flag", action="append", default=[], help="extra serve flag for every commit")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--small", type=int, metavar="COUNT", help="instead: COUNT small uploads per rep")
     args = parser.parse_args(argv)
+    if args.small:
+        return small_main(args)
     modes = args.patch_mib if args.patch_mib else [0, 64]
     size = args.size_mib * MIB
     work = Path(tempfile.mkdtemp(prefix="tusedge-checkouts-", dir=args.work))
@@ -93,6 +96,41 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:
             server.stop()
         source.unlink(missing_ok=True)
+    return 0
+
+
+def small_main(args: argparse.Namespace) -> int:
+    """The small-upload rows (``--only small``) of each commit side by side: uploads/s and server CPU per upload."""
+    work = Path(tempfile.mkdtemp(prefix="tusedge-checkouts-", dir=args.work))
+    servers: list[RunningServer] = []
+    try:
+        for commit in args.commits:
+            tree = ROOT if commit == "worktree" else checkout(commit)
+            servers.append(RunningServer(spec_for(commit, tree, args.flag), work))
+        rates: dict[str, list[float]] = defaultdict(list)
+        cpu: dict[str, list[float]] = defaultdict(list)
+        loads = [os.getloadavg()[0]]
+        for server in servers:
+            small_uploads(server, 32, 32)  # warm-up
+        for rep in range(args.reps):
+            for server in servers[rep % len(servers) :] + servers[: rep % len(servers)]:
+                rate, ms, _bad = small_uploads(server, args.small, 32)
+                rates[server.spec.name].append(rate)
+                cpu[server.spec.name].append(ms)
+                print(f"rep {rep} {server.spec.name}: {rate:.0f}/s {ms:.2f} ms", file=sys.stderr, flush=True)
+            loads.append(os.getloadavg()[0])
+        print(f"\n{args.small} x 64 KiB, 32 at a time, median of {args.reps}, load {min(loads):.1f}-{max(loads):.1f},"
+              f" {time.strftime('%Y-%m-%d %H:%M %Z')}\n")  # fmt: skip
+        print("| commit | uploads/s | server CPU ms per upload | CPU vs first |")
+        print("| --- | --- | --- | --- |")
+        base = statistics.median(cpu[servers[0].spec.name])
+        for server in servers:
+            ms = statistics.median(cpu[server.spec.name])
+            print(f"| {server.spec.name} | {statistics.median(rates[server.spec.name]):.0f} | {ms:.2f} |"
+                  f" {ms / base:.2f}x |")  # fmt: skip
+    finally:
+        for server in servers:
+            server.stop()
     return 0
 
 
